@@ -1,0 +1,68 @@
+"""Command line: `python -m visionr1 COMMAND ...`
+
+  run PARAMS... [--only S] [--from S] [--resume] [--set k=v]   run the stage notebooks (papermill)
+  build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
+  data check DIR                                                validate a dataset folder
+  params PARAMS... [--set k=v]                                  print the resolved params
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = __doc__
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "run":
+        from visionr1.runner import main as run_main
+
+        return run_main(rest)
+    if cmd == "build-tiny":
+        from visionr1.tiny_model import main as tiny_main
+
+        return tiny_main(rest)
+    if cmd == "data":
+        if not rest or rest[0] != "check":
+            print("usage: python -m visionr1 data check DIR", file=sys.stderr)
+            return 2
+        from visionr1.loaders import main_data_check
+
+        return main_data_check(rest[1:])
+    if cmd == "params":
+        return params_main(rest)
+    print(f"unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+def params_main(argv: list[str]) -> int:
+    import argparse
+
+    import yaml
+
+    from visionr1 import env
+    from visionr1.params import ParamsError, declarations, resolve
+    from visionr1.runner import stage_notebooks
+
+    ap = argparse.ArgumentParser(prog="python -m visionr1 params",
+                                 description="Print the resolved params and where each value came from.")
+    ap.add_argument("params", nargs="*")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args(argv)
+    try:
+        r = resolve(args.params, args.sets, declarations(stage_notebooks(env.NOTEBOOKS_DIR)))
+    except ParamsError as e:
+        print(f"params error: {e}", file=sys.stderr)
+        return 2
+    for k in sorted(r.values):
+        print(f"{yaml.safe_dump({k: r.values[k]}, default_flow_style=True).strip()[1:-1]:60s} # {r.sources[k]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

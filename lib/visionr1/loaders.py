@@ -1,0 +1,853 @@
+"""Loaders and a validator for the released Vision-R1 data (RECIPE §2).
+
+Two released formats, read from a local folder (nothing is downloaded here):
+
+* Vision-R1-rl: parquet in the "geometry3k" schema, columns ``images`` (list of
+  ``{"bytes": <PNG/JPEG bytes>, "path": str | None}`` structs), ``problem`` (text
+  holding one ``<image>`` per image) and ``answer`` (text); splits train/test.
+  ``load_geometry3k`` reads it into records ``{"id", "images": [PIL RGB],
+  "problem", "answer", "source"}``; ``write_geometry3k_parquet`` writes records in
+  the same schema (the nano task writes its RL set with it).
+* Vision-R1-cold: LLaMA-Factory "sharegpt" JSON files described by
+  ``dataset_info.json`` (``vision_r1_llava_cot_full.json``: turns ``from``
+  human/gpt, images column ``image``; ``vision_r1_mulberry_sft_full.json``: turns
+  ``from`` user/assistant, images column ``images``). ``load_sharegpt`` honours the
+  entry's ``columns`` and ``tags`` the way LLaMA-Factory does and returns records
+  ``{"id", "images": [absolute path], "messages": [{"role", "content"}], "source"}``.
+  Images stay on disk; only their existence is checked unless ``verify_images``.
+
+Nothing is dropped silently: every bad row becomes a ``DataProblem(file, row,
+reason, detail)`` in the ``LoadReport`` that rides on the returned ``Records``
+(``records.report``); bad rows are left out of the records, a ``DataWarning``
+carries the summary, and a ``DataError`` is raised when the share of bad rows
+exceeds ``max_bad_fraction`` or a whole file cannot be read. Rows are numbered
+from 0 in file order (JSON array index, parquet row index).
+
+``check_dataset_dir`` validates a folder on its own (every dataset_info entry, or
+every parquet file), opening every image; ``main_data_check`` is the CLI
+``python -m visionr1 data check DIR [--max-problems N]`` (exit 0 clean, 1
+problems, 2 missing or unrecognized folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+IMAGE_TAG = "<image>"
+DATASET_INFO = "dataset_info.json"
+GEOMETRY3K_COLUMNS = ("images", "problem", "answer")
+DEFAULT_MAX_BAD_FRACTION = 0.01
+
+# reason -> what it means; DataProblem.reason must be one of these keys
+PROBLEM_KINDS: dict[str, str] = {
+    "missing_file": "a data file (dataset_info file_name, parquet split) does not exist",
+    "invalid_json": "a file or JSONL line is not valid JSON or not the expected JSON shape",
+    "invalid_parquet": "pyarrow cannot read the parquet file",
+    "empty_file": "a data file holds no rows",
+    "bad_entry": "a dataset_info.json entry is unusable (no file_name, not sharegpt, bad columns/tags)",
+    "missing_field": "a row lacks a required column/key, or it is null or empty",
+    "wrong_type": "a column or turn has the wrong type",
+    "empty_conversation": "the conversation has no turns",
+    "unknown_role": "a turn's role is none of the tags the dataset_info entry declares",
+    "bad_turn_order": "turns do not alternate user/assistant starting with user, or the last is not assistant",
+    "empty_turn": "a turn's content is empty",
+    "image_count_mismatch": "number of <image> tags in the text differs from the number of images",
+    "missing_image": "an image path does not exist (or an image struct has neither bytes nor path)",
+    "corrupt_image": "PIL cannot decode or verify an image",
+}
+
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+class DataError(ValueError):
+    """The data cannot be used as is; the message says which file, which rows and why."""
+
+
+class DataWarning(UserWarning):
+    """Some rows were left out (under ``max_bad_fraction``); the message lists them."""
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """One bad row (``row`` is its 0-based index) or a whole bad file (``row`` None)."""
+
+    file: str
+    row: int | None
+    reason: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.reason not in PROBLEM_KINDS:
+            raise ValueError(f"unknown problem reason {self.reason!r}; expected one of {sorted(PROBLEM_KINDS)}")
+
+    def __str__(self) -> str:
+        where = self.file if self.row is None else f"{self.file}:{self.row}"
+        return f"{where}: {self.reason}: {self.detail}" if self.detail else f"{where}: {self.reason}"
+
+
+@dataclass
+class LoadReport:
+    """What a load or check saw: row and image counts and every problem found."""
+
+    root: str = ""
+    rows_total: int = 0
+    rows_ok: int = 0
+    images_ok: int = 0  # images referenced by the good rows (found; decoded or verified when checked)
+    problems: list[DataProblem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def add(self, file: str, row: int | None, reason: str, detail: str = "") -> None:
+        self.problems.append(DataProblem(file, row, reason, detail))
+
+    def extend(self, other: LoadReport) -> None:
+        self.rows_total += other.rows_total
+        self.rows_ok += other.rows_ok
+        self.images_ok += other.images_ok
+        self.problems.extend(other.problems)
+        self.files.extend(f for f in other.files if f not in self.files)
+
+    @property
+    def bad_rows(self) -> int:
+        """Distinct rows with at least one problem (a row can have several)."""
+        return len({(p.file, p.row) for p in self.problems if p.row is not None})
+
+    @property
+    def file_problems(self) -> list[DataProblem]:
+        return [p for p in self.problems if p.row is None]
+
+    @property
+    def bad_fraction(self) -> float:
+        return self.bad_rows / self.rows_total if self.rows_total else 0.0
+
+    def counts(self) -> Counter[str]:
+        return Counter(p.reason for p in self.problems)
+
+    def summary(self, max_problems: int = 10) -> str:
+        lines = [
+            f"{self.root or '.'}: {self.rows_ok}/{self.rows_total} rows ok, {self.bad_rows} bad rows "
+            f"({100 * self.bad_fraction:.1f}%), {self.images_ok} images ok, {len(self.problems)} problems"
+        ]
+        if self.problems:
+            by_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(self.counts().items()))
+            lines.append(f"problems by reason: {by_reason}")
+            shown = self.problems[:max_problems]
+            lines.append(f"first {len(shown)} problems (file:row, rows numbered from 0):")
+            lines += [f"  {p}" for p in shown]
+            if len(self.problems) > len(shown):
+                lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        return "\n".join(lines)
+
+    def raise_or_warn(self, what: str, max_bad_fraction: float) -> None:
+        """Raise DataError for unreadable files, no rows or too many bad rows; else warn if any problem."""
+        hint = (
+            f"Fix or remove these rows, or pass a larger max_bad_fraction to accept them; "
+            f"`python -m visionr1 data check {self.root or 'DIR'}` lists every problem."
+        )
+        if self.file_problems:
+            raise DataError(f"cannot load {what}: a data file is unusable.\n{self.summary()}\n{hint}")
+        if self.rows_total == 0:
+            raise DataError(f"cannot load {what}: no rows found.\n{self.summary()}")
+        if self.bad_fraction > max_bad_fraction:
+            raise DataError(
+                f"cannot load {what}: {self.bad_rows} of {self.rows_total} rows are bad "
+                f"({100 * self.bad_fraction:.2f}% > max_bad_fraction {100 * max_bad_fraction:.2f}%).\n"
+                f"{self.summary()}\n{hint}"
+            )
+        if self.problems:
+            warnings.warn(f"{what}: left out {self.bad_rows} bad rows.\n{self.summary()}", DataWarning, stacklevel=3)
+
+
+class Records(list[dict[str, Any]]):
+    """The normalized records of a load (good rows only), with its ``LoadReport`` as ``.report``."""
+
+    def __init__(self, items: Iterable[dict[str, Any]] = (), report: LoadReport | None = None) -> None:
+        super().__init__(items)
+        self.report = report if report is not None else LoadReport()
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _image_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def verify_image_file(path: str | Path) -> str | None:
+    """None when PIL can open and verify the file, else the error text."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except _IMAGE_ERRORS as exc:
+        return _image_error(exc)
+    return None
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open an image file as RGB (what the sharegpt records point at)."""
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+# ---------------------------------------------------------------------------
+# Vision-R1-rl: geometry3k parquet
+
+
+def find_parquet_files(dataset_dir: str | Path, split: str) -> list[Path]:
+    """Parquet files of ``split`` in the layouts the Hub uses, first layout that matches wins.
+
+    ``<dir>/<split>-*.parquet``, ``<dir>/data/<split>-*.parquet``, ``<dir>/<split>.parquet``,
+    ``<dir>/data/<split>.parquet``, ``<dir>/<split>/*.parquet``, ``<dir>/data/<split>/*.parquet``;
+    ``dataset_dir`` may also be one parquet file.
+    """
+    root = Path(dataset_dir)
+    if root.is_file() and root.suffix == ".parquet":
+        return [root]
+    patterns = [
+        f"{split}-*.parquet",
+        f"data/{split}-*.parquet",
+        f"{split}.parquet",
+        f"data/{split}.parquet",
+        f"{split}/*.parquet",
+        f"data/{split}/*.parquet",
+    ]
+    for pattern in patterns:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found
+    return []
+
+
+def _decode_image_item(item: Any, parquet_dir: Path, root: Path) -> tuple[Image.Image | None, str, str]:
+    """(image, reason, detail) for one entry of the ``images`` list; reason "" when decoded."""
+    data: Any = None
+    path: Any = None
+    if isinstance(item, dict):
+        data, path = item.get("bytes"), item.get("path")
+    elif isinstance(item, (bytes, bytearray)):
+        data = item
+    elif isinstance(item, str):
+        path = item
+    else:
+        return None, "wrong_type", f"expected a {{'bytes', 'path'}} struct, got {type(item).__name__}"
+    if data is not None:
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return im.convert("RGB"), "", ""
+        except _IMAGE_ERRORS as exc:
+            error = type(exc).__name__ if isinstance(exc, Image.UnidentifiedImageError) else _image_error(exc)
+            return None, "corrupt_image", f"PIL cannot decode the stored {len(data)} bytes starting {bytes(data[:8])!r} ({error})"
+    if not path:
+        return None, "missing_image", "struct has neither bytes nor path"
+    candidates = [Path(path)] if Path(path).is_absolute() else [parquet_dir / path, root / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            try:
+                return open_image(candidate), "", ""
+            except _IMAGE_ERRORS as exc:
+                return None, "corrupt_image", f"{candidate}: {_image_error(exc)}"
+    return None, "missing_image", f"no bytes and path {path!r} not found (looked in {', '.join(map(str, candidates))})"
+
+
+def _read_geometry3k_file(
+    path: Path, root: Path, split: str, first_index: int, report: LoadReport
+) -> tuple[list[dict[str, Any]], int]:
+    """Good records of one parquet file, and its row count; problems go to ``report``."""
+    name = _rel(path, root)
+    report.files.append(name)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        report.add(name, None, "invalid_parquet", f"{type(exc).__name__}: {exc}")
+        return [], 0
+    have = pf.schema_arrow.names
+    absent = [c for c in GEOMETRY3K_COLUMNS if c not in have]
+    if absent:
+        report.add(name, None, "missing_field", f"columns {absent} absent (file has {have}; geometry3k needs {list(GEOMETRY3K_COLUMNS)})")
+        return [], 0
+    if pf.metadata.num_rows == 0:
+        report.add(name, None, "empty_file", "parquet file has no rows")
+        return [], 0
+    columns = list(GEOMETRY3K_COLUMNS) + (["id"] if "id" in have else [])
+    records: list[dict[str, Any]] = []
+    row = 0
+    for batch in pf.iter_batches(batch_size=256, columns=columns):
+        for values in batch.to_pylist():
+            record = _geometry3k_row(values, row, path.parent, root, name, report)
+            if record is not None:
+                record["id"] = str(values["id"]) if values.get("id") is not None else f"{split}-{first_index + row:05d}"
+                records.append(record)
+            row += 1
+    report.rows_total += row
+    report.rows_ok += len(records)
+    report.images_ok += sum(len(r["images"]) for r in records)
+    return records, row
+
+
+def _geometry3k_row(
+    values: Mapping[str, Any], row: int, parquet_dir: Path, root: Path, name: str, report: LoadReport
+) -> dict[str, Any] | None:
+    n_before = len(report.problems)
+    problem, answer, items = values.get("problem"), values.get("answer"), values.get("images")
+    for column, value in (("problem", problem), ("answer", answer)):
+        if value is None or value == "":
+            report.add(name, row, "missing_field", f"column {column!r} is {'null' if value is None else 'empty'}")
+        elif not isinstance(value, str):
+            report.add(name, row, "wrong_type", f"column {column!r} is {type(value).__name__}, expected string")
+    images: list[Image.Image] = []
+    if items is None:
+        report.add(name, row, "missing_field", "column 'images' is null")
+    elif not isinstance(items, list):
+        report.add(name, row, "wrong_type", f"column 'images' is {type(items).__name__}, expected a list of image structs")
+    else:
+        for k, item in enumerate(items):
+            image, reason, detail = _decode_image_item(item, parquet_dir, root)
+            if image is None:
+                report.add(name, row, reason, f"image {k}: {detail}")
+            else:
+                images.append(image)
+        if isinstance(problem, str) and problem.count(IMAGE_TAG) != len(items):
+            report.add(
+                name, row, "image_count_mismatch",
+                f"problem has {problem.count(IMAGE_TAG)} {IMAGE_TAG} tags but the row has {len(items)} images",
+            )
+    if len(report.problems) > n_before:
+        return None
+    return {"id": "", "images": images, "problem": problem, "answer": answer, "source": f"{name}:{row}"}
+
+
+def load_geometry3k(
+    dataset_dir: str | Path, split: str = "train", *, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
+) -> Records:
+    """Load one split of a geometry3k-schema parquet dataset (Vision-R1-rl) with images decoded.
+
+    Records: ``{"id", "images": [PIL.Image RGB], "problem", "answer", "source": "file:row"}``;
+    ``id`` is the ``id`` column when present, else ``"<split>-<index within the split>"``.
+    Raises DataError when no file matches, a file is unreadable, or more than
+    ``max_bad_fraction`` of the rows are bad; bad rows under that share are left out
+    with a DataWarning and listed in ``records.report``.
+    """
+    root = Path(dataset_dir)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    files = find_parquet_files(root, split)
+    if not files:
+        present = sorted(_rel(p, root) for p in root.rglob("*.parquet")) if root.is_dir() else []
+        raise DataError(
+            f"no parquet files for split {split!r} in {root} (looked for {split}-*.parquet, data/{split}-*.parquet, "
+            f"{split}.parquet, {split}/*.parquet); parquet files present: {present or 'none'}"
+        )
+    report = LoadReport(root=str(root))
+    records = Records(report=report)
+    index = 0
+    for path in files:
+        got, n_rows = _read_geometry3k_file(path, root, split, index, report)
+        records.extend(got)
+        index += n_rows
+    report.raise_or_warn(f"{root} split {split!r}", max_bad_fraction)
+    return records
+
+
+def _encode_image(image: Any, where: str) -> bytes:
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")  # lossless, so a round trip gives the same pixels
+        return buf.getvalue()
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, Path)):
+        return Path(image).read_bytes()
+    raise TypeError(f"{where}: expected a PIL image, encoded bytes or a file path, got {type(image).__name__}")
+
+
+_GEOMETRY3K_SCHEMA = pa.schema(
+    [
+        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+        ("problem", pa.string()),
+        ("answer", pa.string()),
+    ],
+    # lets `datasets` decode the structs as images, as it does for the released files
+    metadata={
+        "huggingface": json.dumps(
+            {
+                "info": {
+                    "features": {
+                        "images": {"feature": {"_type": "Image"}, "_type": "Sequence"},
+                        "problem": {"dtype": "string", "_type": "Value"},
+                        "answer": {"dtype": "string", "_type": "Value"},
+                    }
+                }
+            }
+        )
+    },
+)
+
+
+def write_geometry3k_parquet(records: Iterable[Mapping[str, Any]], path: str | Path, *, row_group_size: int = 256) -> Path:
+    """Write records ``{"images", "problem", "answer"}`` as geometry3k parquet; returns the path.
+
+    Images may be PIL images (stored as PNG), encoded bytes or file paths. Only the
+    three geometry3k columns are written (the loader rebuilds ``id`` from the row
+    index). Raises ValueError naming the record when a field is missing, not a
+    string, or the ``<image>`` count differs from the number of images.
+    """
+    path = Path(path)
+    if path.suffix != ".parquet":
+        raise ValueError(f"{path}: geometry3k files must end in .parquet (e.g. data/train-00000-of-00001.parquet)")
+    rows: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        where = f"record {i}" + (f" (id {record['id']!r})" if "id" in record else "")
+        for key in GEOMETRY3K_COLUMNS:
+            if record.get(key) is None:
+                raise ValueError(f"{where}: missing {key!r}")
+        problem, answer, images = record["problem"], record["answer"], record["images"]
+        if not isinstance(problem, str) or not isinstance(answer, str):
+            raise ValueError(f"{where}: 'problem' and 'answer' must be strings, got {type(problem).__name__}, {type(answer).__name__}")
+        if not isinstance(images, (list, tuple)):
+            raise ValueError(f"{where}: 'images' must be a list, got {type(images).__name__}")
+        if problem.count(IMAGE_TAG) != len(images):
+            raise ValueError(f"{where}: problem has {problem.count(IMAGE_TAG)} {IMAGE_TAG} tags but {len(images)} images")
+        encoded = [{"bytes": _encode_image(im, f"{where} image {k}"), "path": None} for k, im in enumerate(images)]
+        rows.append({"images": encoded, "problem": problem, "answer": answer})
+    if not rows:
+        raise ValueError(f"{path}: no records to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=_GEOMETRY3K_SCHEMA), path, row_group_size=row_group_size)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Vision-R1-cold: LLaMA-Factory sharegpt
+
+
+@dataclass(frozen=True)
+class SharegptSpec:
+    """Column and tag names of one sharegpt dataset_info entry (LLaMA-Factory defaults)."""
+
+    messages: str = "conversations"
+    images: str = "images"
+    system: str | None = None
+    tools: str | None = None
+    role_tag: str = "from"
+    content_tag: str = "value"
+    user_tag: str = "human"
+    assistant_tag: str = "gpt"
+    system_tag: str = "system"
+    observation_tag: str = "observation"
+    function_tag: str = "function_call"
+
+    @classmethod
+    def from_entry(cls, entry: Mapping[str, Any]) -> SharegptSpec:
+        """Spec of a dataset_info entry; ValueError says which key is unusable."""
+        columns, tags = entry.get("columns") or {}, entry.get("tags") or {}
+        if not isinstance(columns, dict) or not isinstance(tags, dict):
+            raise ValueError("'columns' and 'tags' must be JSON objects")
+        kwargs: dict[str, Any] = {}
+        for key in ("messages", "images", "system", "tools"):
+            if key in columns:
+                kwargs[key] = columns[key]
+        for key in ("role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag", "observation_tag", "function_tag"):
+            if key in tags:
+                kwargs[key] = tags[key]
+        for key, value in kwargs.items():
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{'tags' if key.endswith('_tag') else 'columns'}.{key} must be a non-empty string, got {value!r}")
+        return cls(**kwargs)
+
+    def roles(self) -> dict[str, str]:
+        """Tag in the data -> normalized role (LLaMA-Factory's Role values)."""
+        return {
+            self.user_tag: "user",
+            self.assistant_tag: "assistant",
+            self.observation_tag: "observation",
+            self.function_tag: "function",
+            self.system_tag: "system",
+        }
+
+
+_USER_SIDE = {"user", "observation"}
+_ASSISTANT_SIDE = {"assistant", "function"}
+
+
+def parse_sharegpt_row(row: Any, spec: SharegptSpec, default_id: str = "") -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """Normalize one sharegpt row: ``(record or None, [(reason, detail), ...])``.
+
+    The record's ``images`` are the paths as written in the row (resolved by the
+    loader). A first turn with the system tag becomes the system message, as in
+    LLaMA-Factory; the rest must alternate user/assistant, starting with user and
+    ending with assistant (observation/function turns count as user/assistant).
+    """
+    problems: list[tuple[str, str]] = []
+    if not isinstance(row, dict):
+        return None, [("wrong_type", f"row is {type(row).__name__}, expected a JSON object")]
+    turns = row.get(spec.messages)
+    if turns is None:
+        problems.append(("missing_field", f"no {spec.messages!r} (the messages column; row keys: {sorted(row)})"))
+    elif not isinstance(turns, list):
+        problems.append(("wrong_type", f"{spec.messages!r} is {type(turns).__name__}, expected a list of turns"))
+    elif not turns:
+        problems.append(("empty_conversation", f"{spec.messages!r} is an empty list"))
+
+    messages: list[dict[str, str]] = []
+    tags: list[Any] = []  # role tag as written, per message, for messages a user can grep for
+    turns_clean = isinstance(turns, list)  # every turn parsed, so <image> tags can be counted
+    if isinstance(turns, list):
+        roles = spec.roles()
+        unknown: dict[int, Any] = {}  # turn -> role tag, reported once per row
+        for t, turn in enumerate(turns):
+            if not isinstance(turn, dict):
+                problems.append(("wrong_type", f"turn {t} is {type(turn).__name__}, expected an object"))
+                continue
+            missing = [k for k in (spec.role_tag, spec.content_tag) if k not in turn]
+            if missing:
+                problems.append(("missing_field", f"turn {t} lacks {missing} (keys: {sorted(turn)}; set tags.role_tag/content_tag)"))
+                continue
+            tag, content = turn[spec.role_tag], turn[spec.content_tag]
+            if not isinstance(content, str):
+                problems.append(("wrong_type", f"turn {t} {spec.content_tag!r} is {type(content).__name__}, expected string"))
+                continue
+            if tag not in roles:
+                unknown[t] = tag
+                continue
+            if not content.strip():
+                problems.append(("empty_turn", f"turn {t} ({tag!r}) has empty content"))
+            messages.append({"role": roles[tag], "content": content})
+            tags.append(tag)
+        if unknown:
+            problems.append((
+                "unknown_role",
+                f"turns {list(unknown)} have {spec.role_tag!r} {', '.join(sorted(set(map(repr, unknown.values()))))}; the entry declares "
+                f"user_tag {spec.user_tag!r}, assistant_tag {spec.assistant_tag!r}, system_tag {spec.system_tag!r} "
+                "(set them under 'tags' in dataset_info.json)",
+            ))
+
+    system_text: str | None = None
+    if spec.system is not None and row.get(spec.system) is not None:
+        if isinstance(row[spec.system], str):
+            system_text = row[spec.system] or None
+        else:
+            problems.append(("wrong_type", f"{spec.system!r} (system column) is {type(row[spec.system]).__name__}, expected string"))
+    offset = 0  # index in the row's turns = index in messages + offset
+    if messages and messages[0]["role"] == "system":
+        system_text = messages.pop(0)["content"]
+        tags.pop(0)
+        offset = 1  # LLaMA-Factory: a leading system turn is the system prompt
+    turns_clean = turns_clean and not problems
+    if not problems:
+        for t, message in enumerate(messages):
+            expected = _USER_SIDE if t % 2 == 0 else _ASSISTANT_SIDE
+            if message["role"] not in expected:
+                problems.append((
+                    "bad_turn_order",
+                    f"turn {t + offset} is {tags[t]!r} but {'a user' if t % 2 == 0 else 'an assistant'} turn was expected "
+                    "(turns must alternate user/assistant, starting with user; a system turn may only come first)",
+                ))
+                break
+        else:
+            if not messages:
+                problems.append(("empty_conversation", "only a system turn"))
+            elif messages[-1]["role"] not in _ASSISTANT_SIDE:
+                problems.append(("bad_turn_order", f"last turn is {tags[-1]!r}; a sample must end with an assistant turn"))
+
+    value = row.get(spec.images)
+    images: list[str] = []
+    if isinstance(value, str):
+        value = [value]  # vision_r1_llava_cot_full.json stores one path as a plain string
+    if value is None:
+        pass  # a text-only sample; the <image> count check below catches a forgotten column
+    elif not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        problems.append(("wrong_type", f"{spec.images!r} must be a path string or a list of path strings, got {value!r:.80}"))
+        turns_clean = False
+    else:
+        images = value
+    n_tags = sum(m["content"].count(IMAGE_TAG) for m in messages) + (system_text or "").count(IMAGE_TAG)
+    if turns_clean and n_tags != len(images):
+        problems.append(("image_count_mismatch", f"{n_tags} {IMAGE_TAG} tags in the turns but {len(images)} images in {spec.images!r}"))
+
+    if problems:
+        return None, problems
+    record: dict[str, Any] = {
+        "id": str(row["id"]) if row.get("id") is not None else default_id,
+        "images": images,
+        "messages": ([{"role": "system", "content": system_text}] if system_text else []) + messages,
+    }
+    if spec.tools is not None and isinstance(row.get(spec.tools), str):
+        record["tools"] = row[spec.tools]
+    return record, []
+
+
+def load_dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
+    """The entries of ``<dataset_dir>/dataset_info.json`` (name -> entry), unvalidated."""
+    path = Path(dataset_dir) / DATASET_INFO
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a LLaMA-Factory data folder needs a {DATASET_INFO} describing its files")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: expected a JSON object of name -> entry, got {type(info).__name__}")
+    return info
+
+
+_BAD_LINE = object()  # placeholder for a JSONL line that did not parse (already reported)
+
+
+def _read_json_rows(path: Path, name: str, report: LoadReport) -> list[Any] | None:
+    """Rows of a .json array or .jsonl file; None (and a file problem) when unreadable."""
+    if not path.is_file():
+        report.add(name, None, "missing_file", f"{path} does not exist")
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(name, None, "invalid_json", f"cannot read as UTF-8 text: {exc}")
+        return None
+    if path.suffix == ".jsonl":
+        rows: list[Any] = []
+        for line_no, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                report.add(name, len(rows), "invalid_json", f"line {line_no + 1}: {exc}")
+                rows.append(_BAD_LINE)
+        return rows
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        report.add(name, None, "invalid_json", str(exc))
+        return None
+    if not isinstance(data, list):
+        report.add(name, None, "invalid_json", f"top level is a JSON {type(data).__name__}; sharegpt files are an array of rows")
+        return None
+    return data
+
+
+def _read_sharegpt_entry(
+    root: Path, name: str, entry: Any, report: LoadReport, verify_images: bool, verified: dict[Path, str | None]
+) -> list[dict[str, Any]]:
+    """Good records of one dataset_info entry; every problem goes to ``report``."""
+    where = f"{DATASET_INFO}[{name!r}]"
+    if not isinstance(entry, dict):
+        report.add(where, None, "bad_entry", f"entry is {type(entry).__name__}, expected an object")
+        return []
+    file_name = entry.get("file_name")
+    if not isinstance(file_name, str) or not file_name:
+        hub = [k for k in ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url") if k in entry]
+        report.add(where, None, "bad_entry", "no file_name" + (f" (it names {hub}; download the files and set file_name)" if hub else ""))
+        return []
+    formatting = entry.get("formatting", "alpaca")
+    if formatting != "sharegpt":
+        report.add(where, None, "bad_entry", f"formatting is {formatting!r} (LLaMA-Factory's default is alpaca); only sharegpt is read here")
+        return []
+    try:
+        spec = SharegptSpec.from_entry(entry)
+    except ValueError as exc:
+        report.add(where, None, "bad_entry", str(exc))
+        return []
+    path = root / file_name
+    if path.is_dir() or path.suffix not in (".json", ".jsonl"):
+        report.add(where, None, "bad_entry", f"file_name {file_name!r} is not a .json or .jsonl file")
+        return []
+    file = _rel(path, root)
+    report.files.append(file)
+    rows = _read_json_rows(path, file, report)
+    if rows is None:
+        return []
+    if not rows:
+        report.add(file, None, "empty_file", "no rows")
+        return []
+    records: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        if row is _BAD_LINE:
+            continue
+        record, problems = parse_sharegpt_row(row, spec, default_id=f"{name}-{i}")
+        for reason, detail in problems:
+            report.add(file, i, reason, detail)
+        if record is None:
+            continue
+        resolved: list[str] = []
+        for k, image in enumerate(record["images"]):
+            found, detail = _resolve_image(image, root, path.parent, verify_images, verified)
+            if found is None:
+                report.add(file, i, detail[0], f"image {k}: {detail[1]}")
+            else:
+                resolved.append(str(found))
+        if len(resolved) != len(record["images"]):
+            continue
+        record["images"] = resolved
+        record["source"] = f"{file}:{i}"
+        records.append(record)
+    report.rows_total += len(rows)
+    report.rows_ok += len(records)
+    report.images_ok += sum(len(r["images"]) for r in records)
+    return records
+
+
+def _resolve_image(
+    image: str, root: Path, json_dir: Path, verify: bool, verified: dict[Path, str | None]
+) -> tuple[Path | None, tuple[str, str]]:
+    """Absolute path of ``image`` (relative to the dataset folder, else the JSON file's folder)."""
+    candidates = [Path(image)] if Path(image).is_absolute() else list(dict.fromkeys([root / image, json_dir / image]))
+    for candidate in candidates:
+        if candidate.is_file():
+            found = candidate.resolve()
+            if verify:
+                if found not in verified:
+                    verified[found] = verify_image_file(found)
+                if verified[found] is not None:
+                    return None, ("corrupt_image", f"{image!r}: {verified[found]}")
+            return found, ("", "")
+    return None, ("missing_image", f"{image!r} not found (looked for {', '.join(map(str, candidates))})")
+
+
+def load_sharegpt(
+    dataset_dir: str | Path,
+    name: str,
+    *,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    verify_images: bool = False,
+) -> Records:
+    """Load the dataset_info entry ``name`` of a LLaMA-Factory folder (Vision-R1-cold files).
+
+    Records: ``{"id", "images": [absolute path], "messages": [{"role", "content"}],
+    "source": "file:row"}`` (plus ``"tools"`` when the entry maps a tools column).
+    Missing images are always detected; ``verify_images`` also opens each one with
+    PIL (slower; ``check_dataset_dir`` does it). Raises DataError when the entry or
+    its file is unusable or more than ``max_bad_fraction`` of the rows are bad.
+    """
+    root = Path(dataset_dir)
+    info = load_dataset_info(root)
+    if name not in info:
+        raise DataError(f"no entry {name!r} in {root / DATASET_INFO}; entries: {sorted(info)}")
+    report = LoadReport(root=str(root))
+    records = Records(_read_sharegpt_entry(root, name, info[name], report, verify_images, {}), report)
+    report.raise_or_warn(f"{root} entry {name!r}", max_bad_fraction)
+    return records
+
+
+# ---------------------------------------------------------------------------
+# validation of a whole folder and the `data check` CLI
+
+
+def check_dataset_dir(dataset_dir: str | Path, *, names: Sequence[str] | None = None) -> LoadReport:
+    """Validate a dataset folder on its own, opening every image; never raises for bad rows.
+
+    A folder with dataset_info.json: every entry (or ``names``) as sharegpt. Otherwise
+    every ``*.parquet`` below it as geometry3k. Raises FileNotFoundError for a missing
+    folder and DataError for a folder with neither.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist (or is not a folder)")
+    report = LoadReport(root=str(root))
+    if (root / DATASET_INFO).is_file():
+        try:
+            info = load_dataset_info(root)
+        except DataError as exc:
+            report.add(DATASET_INFO, None, "invalid_json", str(exc))
+            return report
+        unknown = [n for n in names or () if n not in info]
+        if unknown:
+            raise DataError(f"no entries {unknown} in {root / DATASET_INFO}; entries: {sorted(info)}")
+        verified: dict[Path, str | None] = {}
+        for name in names or list(info):
+            _read_sharegpt_entry(root, name, info[name], report, True, verified)
+        return report
+    parquet = sorted(p for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not parquet:
+        raise DataError(
+            f"{root} is not a recognized dataset folder: it has no {DATASET_INFO} (LLaMA-Factory sharegpt) "
+            "and no *.parquet files (geometry3k)"
+        )
+    index_by_split: Counter[str] = Counter()
+    for path in parquet:
+        split = path.stem.split("-")[0]
+        _, n_rows = _read_geometry3k_file(path, root, split, index_by_split[split], report)
+        index_by_split[split] += n_rows
+    return report
+
+
+def format_check_report(report: LoadReport, max_problems: int | None = None) -> str:
+    """Human-readable check result: files, rows, images and every problem (or the first ``max_problems``)."""
+    lines = [
+        f"checked {report.root}",
+        f"files: {len(report.files)}" + (f" ({', '.join(report.files)})" if report.files else ""),
+        f"rows: {report.rows_total} total, {report.rows_ok} ok, {report.bad_rows} bad ({100 * report.bad_fraction:.1f}%)",
+        f"images ok: {report.images_ok}",
+    ]
+    if not report.problems:
+        lines.append("no problems found")
+        return "\n".join(lines)
+    by_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(report.counts().items()))
+    lines.append(f"problems: {len(report.problems)} ({by_reason}); file:row, rows numbered from 0")
+    shown = report.problems if max_problems is None else report.problems[:max_problems]
+    lines += [f"  {p}" for p in shown]
+    if len(shown) < len(report.problems):
+        lines.append(f"  ... and {len(report.problems) - len(shown)} more (raise --max-problems to see them)")
+    return "\n".join(lines)
+
+
+def main_data_check(argv: Sequence[str] | None = None) -> int:
+    """CLI ``python -m visionr1 data check DIR [--max-problems N] [--name NAME ...]``.
+
+    ``argv`` is what follows ``data check``. Prints the report; returns 0 when clean,
+    1 when there are problems, 2 when the folder is missing or not a dataset folder.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m visionr1 data check",
+        description="Validate a Vision-R1 dataset folder: LLaMA-Factory sharegpt (dataset_info.json) or geometry3k parquet.",
+    )
+    parser.add_argument("dir", type=Path, help="dataset folder")
+    parser.add_argument("--max-problems", type=int, default=50, help="problems to print (default 50; -1 for all)")
+    parser.add_argument("--name", action="append", help="check only this dataset_info entry (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        report = check_dataset_dir(args.dir, names=args.name)
+    except (FileNotFoundError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_check_report(report, None if args.max_problems < 0 else args.max_problems))
+    return 1 if report.problems else 0
+
+
+__all__ = [
+    "DEFAULT_MAX_BAD_FRACTION",
+    "IMAGE_TAG",
+    "PROBLEM_KINDS",
+    "DataError",
+    "DataProblem",
+    "DataWarning",
+    "LoadReport",
+    "Records",
+    "SharegptSpec",
+    "check_dataset_dir",
+    "find_parquet_files",
+    "format_check_report",
+    "load_dataset_info",
+    "load_geometry3k",
+    "load_sharegpt",
+    "main_data_check",
+    "open_image",
+    "parse_sharegpt_row",
+    "verify_image_file",
+    "write_geometry3k_parquet",
+]

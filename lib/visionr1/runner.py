@@ -1,0 +1,178 @@
+"""The runner: executes the stage notebooks in order with papermill into outputs/<run_name>/.
+
+    python -m visionr1 run params/nano.yaml [more.yaml ...] [--only STAGE] [--from STAGE]
+                                             [--resume] [--set key=value ...]
+
+Params are resolved and checked against every notebook's `parameters` cell before anything runs;
+the resolved params are written to outputs/<run>/params.yaml; each stage's executed notebook is
+outputs/<run>/<stage>.ipynb and its files go to outputs/<run>/<stage>/. The first failing stage
+stops the run with that cell's error and exit code 1. outputs/<run>/run_state.json records which
+stages finished with which params, so `--from` and `--resume` continue without redoing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from visionr1 import env
+from visionr1.params import ParamsError, Resolved, declarations, resolve
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def stage_notebooks(notebooks_dir: Path) -> list[Path]:
+    """The stage notebooks, in order of their number prefix (00_data, 01_..., ...)."""
+    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise ParamsError(f"no stage notebooks (NN_name.ipynb) in {notebooks_dir}")
+    return nbs
+
+
+def pick_stage(name: str, stages: list[str]) -> str:
+    """Accept '03_grpo_ptst', 'grpo_ptst' or '03'."""
+    for s in stages:
+        if name in (s, s[3:], s[:2]):
+            return s
+    raise ParamsError(f"unknown stage {name!r}; stages are: {', '.join(stages)}")
+
+
+def fmt_seconds(s: float) -> str:
+    m, s = divmod(int(round(s)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _hash(values: dict) -> str:
+    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class RunState:
+    """outputs/<run>/run_state.json: per stage its status, params hash, time and finish time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.exists() else {"stages": {}}
+
+    def get(self, stage: str) -> dict:
+        return self.data["stages"].get(stage, {})
+
+    def set(self, stage: str, **info) -> None:
+        self.data["stages"][stage] = info
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)  # atomic: a killed run never leaves a half-written state
+
+
+def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(
+            str(nb), str(out_nb), parameters=parameters, kernel_name="python3", cwd=str(cwd),
+            progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr, log_output=False,
+        )
+    except PapermillExecutionError as e:
+        src = e.source.strip().splitlines()
+        head = "\n    ".join(src[:6]) + ("\n    ..." if len(src) > 6 else "")
+        raise StageFailed(f"stage {nb.stem} failed in cell {e.exec_count} "
+                          f"(executed notebook: {out_nb}):\n    {head}\n{e.ename}: {e.evalue}") from None
+
+
+def summarize(run_dir: Path, stages: list[str]) -> str:
+    """The scalar figures of each stage's metrics.json."""
+    lines = []
+    for s in stages:
+        m = run_dir / s / "metrics.json"
+        if m.exists():
+            data = json.loads(m.read_text())
+            figures = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            lines.append(f"  {s}: " + ", ".join(f"{k}={v}" for k, v in list(figures.items())[:12]))
+    return "\n".join(lines)
+
+
+def run(files: list[str], sets: list[str] | None = None, only: str | None = None, start: str | None = None,
+        resume: bool = False, notebooks_dir: Path | None = None, log=print) -> Path:
+    """Resolve params, then run the selected stages; returns the run folder."""
+    env.setup_environment()
+    nbs = stage_notebooks(notebooks_dir or env.NOTEBOOKS_DIR)
+    resolved: Resolved = resolve(files, sets, declarations(nbs))
+    names = [nb.stem for nb in nbs]
+    if only and start:
+        raise ParamsError("use --only or --from, not both")
+    if only:
+        selected = [pick_stage(only, names)]
+    elif start:
+        selected = names[names.index(pick_stage(start, names)):]
+    else:
+        selected = names
+    run_dir = env.run_dir(resolved.values["output_root"], resolved.values["run_name"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved.dump(run_dir / "params.yaml")
+    state = RunState(run_dir / "run_state.json")
+    for earlier in names[:names.index(selected[0])]:
+        if state.get(earlier).get("status") != "done":
+            log(f"note: {earlier} has not finished in {run_dir}; later stages may miss its outputs")
+    log(f"run {resolved.values['run_name']} -> {run_dir}  (params: {', '.join(map(str, files)) or 'defaults'})")
+    t_run = time.perf_counter()
+    for i, nb in enumerate(nbs):
+        stage = nb.stem
+        if stage not in selected:
+            continue
+        params = resolved.for_notebook(nb.name)
+        h = _hash(params)
+        prev = state.get(stage)
+        if resume and prev.get("status") == "done" and prev.get("params_hash") == h:
+            log(f"[{i + 1}/{len(nbs)}] {stage}: done earlier with the same params, skipped")
+            continue
+        log(f"[{i + 1}/{len(nbs)}] {stage} ...")
+        state.set(stage, status="running", params_hash=h, started_at=_now())
+        t0 = time.perf_counter()
+        try:
+            execute_stage(nb, run_dir / nb.name, params, cwd=env.PROJECT_ROOT)
+        except StageFailed:
+            state.set(stage, status="failed", params_hash=h, seconds=round(time.perf_counter() - t0, 1),
+                      finished_at=_now())
+            raise
+        took = time.perf_counter() - t0
+        state.set(stage, status="done", params_hash=h, seconds=round(took, 1), finished_at=_now())
+        log(f"[{i + 1}/{len(nbs)}] {stage} done in {fmt_seconds(took)}")
+    log(f"finished in {fmt_seconds(time.perf_counter() - t_run)}; run folder: {run_dir}")
+    summary = summarize(run_dir, selected)
+    if summary:
+        log(summary)
+    return run_dir
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m visionr1 run",
+                                 description="Run the stage notebooks with papermill.")
+    ap.add_argument("params", nargs="*", help="YAML params files, composed in order (later win)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one key (YAML value); repeatable")
+    ap.add_argument("--only", metavar="STAGE", help="run this stage only")
+    ap.add_argument("--from", dest="start", metavar="STAGE", help="run from this stage on")
+    ap.add_argument("--resume", action="store_true",
+                    help="skip stages that finished earlier in this run folder with the same params")
+    ap.add_argument("--notebooks", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    try:
+        run(args.params, args.sets, args.only, args.start, args.resume, args.notebooks)
+    except ParamsError as e:
+        print(f"params error: {e}", file=sys.stderr)
+        return 2
+    except StageFailed as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,74 @@
+"""The tiny offline Qwen2.5-VL: build, save, from_pretrained, generate from an image."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import torch
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from visionr1 import nano_task, tiny_model
+
+
+def weights_digest(model) -> str:
+    h = hashlib.sha1()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_round_trip_generates_from_image_and_question(tiny_model_dir):
+    model = tiny_model.load_model(tiny_model_dir)
+    processor = tiny_model.load_processor(tiny_model_dir)
+    assert isinstance(model, Qwen2_5_VLForConditionalGeneration)  # the real class, real from_pretrained
+    assert tiny_model.n_params(model) < 1_000_000
+    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessorPil"
+    sample = nano_task.generate(1, 0, "test")[0]
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": sample.question}]}]
+    text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+    inputs = processor(text=[text], images=[sample.image], return_tensors="pt")
+    # an 84x84 image is 3x3 merged tokens: one per grid cell
+    assert inputs["image_grid_thw"].tolist() == [[1, 6, 6]]
+    assert (inputs["input_ids"] == model.config.image_token_id).sum().item() == 9
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert out.shape[1] > inputs["input_ids"].shape[1]  # it generated
+    assert isinstance(processor.decode(out[0, inputs["input_ids"].shape[1]:]), str)
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path, tiny_model_dir):
+    a = tiny_model.load_model(tiny_model_dir)
+    b = tiny_model.load_model(tiny_model.build_tiny(tmp_path / "b", size="test", seed=0))
+    c = tiny_model.load_model(tiny_model.build_tiny(tmp_path / "c", size="test", seed=1))
+    assert weights_digest(a) == weights_digest(b)
+    assert weights_digest(a) != weights_digest(c)
+    assert (tmp_path / "b" / "tokenizer.json").read_bytes() == (tiny_model_dir / "tokenizer.json").read_bytes()
+
+
+def test_tokenizer_keeps_nano_words_whole(tiny_model_dir):
+    tok = tiny_model.load_processor(tiny_model_dir).tokenizer
+    # the attribute word and its digit stay separate, whole tokens ("red3" -> red, 3)
+    assert tok.tokenize("red3 green0") == ["red", "3", "Ġgreen", "0"]
+    for special in ("<|im_start|>", "<|im_end|>", "<|image_pad|>", "<|vision_start|>"):
+        assert len(tok.tokenize(special)) == 1
+
+
+def test_assistant_mask_from_generation_tags(tiny_model_dir):
+    processor = tiny_model.load_processor(tiny_model_dir)
+    msgs = [{"role": "user", "content": [{"type": "text", "text": "Q"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "<answer>3</answer>"}]}]
+    enc = processor.tokenizer.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                                  return_assistant_tokens_mask=True)
+    ids = torch.tensor(enc["input_ids"])[torch.tensor(enc["assistant_masks"]).bool()]
+    assert processor.tokenizer.decode(ids) == "<answer>3</answer><|im_end|>"
+
+
+def test_nano_size_and_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "visionr1", "build-tiny", str(tmp_path / "n"), "--size", "nano"],
+                         capture_output=True, text=True, check=True)
+    assert "parameters" in out.stdout
+    n = tiny_model.n_params(tiny_model.load_model(tmp_path / "n"))
+    assert 1_000_000 < n < 5_000_000
