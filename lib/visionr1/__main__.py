@@ -4,6 +4,7 @@
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check DIR                                                validate a dataset folder
   params PARAMS... [--set k=v]                                  print the resolved params
+  lab [JUPYTER ARGS]                                            JupyterLab with caches kept in .cache/
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         return main_data_check(rest[1:])
     if cmd == "params":
         return params_main(rest)
+    if cmd == "lab":
+        import os
+
+        from visionr1 import env
+
+        env.setup_environment()
+        os.execvp(sys.executable, [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={env.PROJECT_ROOT}", *rest])
     print(f"unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
     return 2
 

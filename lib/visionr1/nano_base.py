@@ -70,6 +70,8 @@ class Encoded:
         tok = processor.tokenizer
         end = tok.convert_tokens_to_ids("<|im_end|>")
         self.ids: list[list[int]] = []
+        self.mm_types: list[list[int]] = []  # 1 at image tokens: without it Qwen2.5-VL falls back
+        # to 1-D text positions in training while generate() uses 3-D mrope positions
         self.n_prompt: list[int] = []
         self.level: list[int] = []
         pix = []
@@ -79,6 +81,7 @@ class Encoded:
             p = enc["input_ids"][0].tolist()
             t = tok(target, add_special_tokens=False)["input_ids"] + [end]
             self.ids.append(p + t)
+            self.mm_types.append(enc["mm_token_type_ids"][0].tolist() + [0] * len(t))
             self.n_prompt.append(len(p))
             self.level.append(sample.level if prompt == sample.question else 0)
             pix.append(enc["pixel_values"])
@@ -95,12 +98,14 @@ class Encoded:
         ids = torch.full((len(idx), n), self.pad)
         labels = torch.full((len(idx), n), -100)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
+        mm = torch.zeros((len(idx), n), dtype=torch.long)
         for row, i in enumerate(idx):
             seq = torch.tensor(self.ids[i])
             ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = 1
+            mm[row, :len(seq)] = torch.tensor(self.mm_types[i])
             labels[row, self.n_prompt[i]:len(seq)] = seq[self.n_prompt[i]:]
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "mm_token_type_ids": mm,
                 "pixel_values": self.pixel_values[idx].flatten(0, 1),
                 "image_grid_thw": self.grid_thw.repeat(len(idx), 1)}
 

@@ -1,0 +1,46 @@
+"""The smoke pipeline end to end through the runner, asserting what each stage must record.
+
+The nano base model is pretrained once per machine (a few CPU minutes) and cached under
+.cache/nano_base-<key>; smoke.yaml keeps nano.yaml's pretraining params, so `make demo` reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from visionr1 import env
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/smoke.yaml",
+                           "--set", f"output_root={out}"], cwd=env.PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "smoke", proc.stdout
+
+
+def test_data_stage_writes_sets_and_base_figures(smoke_run):
+    run_dir, stdout = smoke_run
+    m = json.loads((run_dir / "00_data" / "metrics.json").read_text())
+    assert m["sets"]["test"]["n"] == 600 and m["sets"]["rl"]["n"] == 200
+    assert all(v == 0 for v in m["shared_images"].values())
+    # the nano base model sees: direct accuracy at least twice the majority-answer chance level
+    assert m["base_direct_accuracy"] >= 2 * m["chance_accuracy"], m
+    for f in ("test.jsonl", "rl/train.parquet", "cold_start_source/source.jsonl", "samples.png", "base_accuracy.png"):
+        assert (run_dir / "00_data" / f).exists(), f
+    assert (run_dir / "00_data.ipynb").exists() and (run_dir / "params.yaml").exists()
+    assert "run folder:" in stdout and "base_direct_accuracy" in stdout
+
+
+def test_rerun_with_resume_skips_done_stages(smoke_run):
+    run_dir, _ = smoke_run
+    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/smoke.yaml", "--resume",
+                           "--set", f"output_root={run_dir.parent}"], cwd=env.PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "skipped" in proc.stdout
