@@ -62,6 +62,23 @@ def load_released(rl_data_dir: str | None, cold_data_dir: str | None, cold_datas
     return out
 
 
+def released_grid_items(records: dict[str, list[dict]], n: int) -> list[tuple]:
+    """(image, "[set] question -> answer") panels, an even share of `n` from each loaded set."""
+    from PIL import Image
+
+    items = []
+    for name, recs in records.items():
+        for r in recs[: max(1, n // len(records))]:
+            if "messages" in r:  # sharegpt: images are paths; question = first user turn
+                img = Image.open(r["images"][0]).convert("RGB") if r["images"] else Image.new("RGB", (28, 28), "white")
+                user = next(m["content"] for m in r["messages"] if m["role"] == "user")
+                answer = r["messages"][-1]["content"][-80:]
+            else:  # geometry3k: decoded images, problem, answer
+                img, user, answer = r["images"][0], r["problem"], r["answer"]
+            items.append((img, f"[{name}] {user[:120]} -> {answer}"))
+    return items
+
+
 def write_metrics(path: Path, metrics: dict) -> Path:
     path.write_text(json.dumps(metrics, indent=2, default=str))
     return path

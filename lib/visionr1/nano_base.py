@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from visionr1 import nano_task, tiny_model
 
-RECIPE_VERSION = 1  # bump when the pretraining code changes, so cached models are rebuilt
+RECIPE_VERSION = 2  # bump when the pretraining code changes, so cached models are rebuilt
 CAPTION_PROMPT = "Describe the image."
 COUNT_PROMPT = "Count the shapes by colour and shape."
 
@@ -121,13 +121,13 @@ def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random,
         elif r < caption_fraction:
             out.append((s, COUNT_PROMPT, s.scene.count_caption()))
         else:
-            out.append((s, s.question, s.answer))
+            out.append((s, s.question, nano_task.direct_answer(s)))
     return out
 
 
 @torch.no_grad()
 def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size: int = 64,
-                   max_new_tokens: int = 4, progress: bool = False) -> list[str]:
+                   max_new_tokens: int = 6, progress: bool = False) -> list[str]:
     """Greedy short answers to each sample's question (no chain of thought)."""
     model.eval()
     tok = processor.tokenizer
@@ -147,9 +147,9 @@ def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size
 
 
 def direct_accuracy(model, processor, samples: list[nano_task.Sample], **kw) -> dict:
-    """Exact-match accuracy of direct answers, overall and per question type."""
+    """Accuracy of direct answers (`nano_task.grade_direct`), overall and per question type."""
     preds = direct_answers(model, processor, samples, **kw)
-    hits = [p == s.answer for p, s in zip(preds, samples)]
+    hits = [nano_task.grade_direct(s, p) for p, s in zip(preds, samples)]
     per_type: dict[str, list[bool]] = {}
     for h, s in zip(hits, samples):
         per_type.setdefault(s.qtype, []).append(h)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -80,10 +81,14 @@ def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
             progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr, log_output=False,
         )
     except PapermillExecutionError as e:
-        src = e.source.strip().splitlines()
-        head = "\n    ".join(src[:6]) + ("\n    ..." if len(src) > 6 else "")
+        tb = _ANSI.sub("", "\n".join(e.traceback)).strip().splitlines()
+        where = [ln for ln in tb if ln.lstrip().startswith("---->") or ln.lstrip().startswith("Cell In[")]
+        shown = "\n    ".join(where[-4:])
         raise StageFailed(f"stage {nb.stem} failed in cell {e.exec_count} "
-                          f"(executed notebook: {out_nb}):\n    {head}\n{e.ename}: {e.evalue}") from None
+                          f"(executed notebook: {out_nb}):\n    {shown}\n{e.ename}: {e.evalue}") from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def summarize(run_dir: Path, stages: list[str]) -> str:
