@@ -111,3 +111,35 @@ def test_cold_start_source_carries_description(tmp_path, splits):
     assert len(rows) == 5 and (tmp_path / "cs" / rows[0]["image"]).exists()
     # the description holds every cell, so a text-only teacher can answer from it
     assert rows[0]["description"].count("Row") == 3 and rows[0]["answer"]
+
+
+def _mc(value=5, choices=("4", "6", "5", "3")):
+    s = nano_task.generate(1, 0, "x", (1, 0, 0), mc_fraction=0.0)[0]
+    s.choices = list(choices)
+    s.answer_value = value
+    s.answer = "ABCD"[s.choices.index(str(value))]
+    return s
+
+
+@pytest.mark.parametrize(
+    "text, right",
+    [
+        ("(C)", True),      # the right letter in parentheses
+        ("C", True),        # a bare letter
+        ("C.", True),       # a letter with a full stop
+        ("(A)", False),     # a wrong letter
+        ("5", True),        # the right option's text maps to its letter
+        ("4", False),       # another option's text
+        ("5 (A)", False),   # a letter, when given, decides: the value does not rescue a wrong letter
+        ("", False),        # nothing
+    ],
+)
+def test_grade_direct_multiple_choice(text, right):
+    assert nano_task.grade_direct(_mc(), text) is right
+
+
+@pytest.mark.parametrize("text, right", [("3", True), ("3 circles", True), ("4", False), ("three", False)])
+def test_grade_direct_free_form(text, right):
+    s = nano_task.generate(1, 0, "x", (1, 0, 0), mc_fraction=0.0)[0]
+    s.answer_value, s.answer = 3, "3"
+    assert nano_task.grade_direct(s, text) is right

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from visionr1 import nano_task, tiny_model
 
-RECIPE_VERSION = 2  # bump when the pretraining code changes, so cached models are rebuilt
+RECIPE_VERSION = 3  # bump when the pretraining code changes, so cached models are rebuilt
 CAPTION_PROMPT = "Describe the image."
 COUNT_PROMPT = "Count the shapes by colour and shape."
 
@@ -49,7 +49,8 @@ class BaseParams:
     lr: float = 1e-3
     warmup_steps: int = 50
     curriculum_fraction: float = 0.3  # share of steps on captions + one-step questions only
-    caption_fraction: float = 0.4     # share of examples that are captions
+    caption_fraction: float = 0.5     # share of scenes that also get a caption or count caption
+    questions_per_scene: int = 3      # direct questions asked about each scene
     grid: int = 3
     mc_fraction: float = 0.5
 
@@ -64,31 +65,40 @@ def chat_prompt(processor, question: str) -> str:
 
 
 class Encoded:
-    """Pre-tokenized examples with one image each: ids, answer mask, pixel values."""
+    """Pre-tokenized examples: ids, answer start, image-token types, and each scene's pixels
+    (computed once per scene and shared by every example about it)."""
 
     def __init__(self, processor, examples: list[tuple[nano_task.Sample, str, str]]):
         tok = processor.tokenizer
         end = tok.convert_tokens_to_ids("<|im_end|>")
+        pad_id = tok.convert_tokens_to_ids("<|image_pad|>")
+        merge = processor.image_processor.merge_size ** 2
         self.ids: list[list[int]] = []
-        self.mm_types: list[list[int]] = []  # 1 at image tokens: without it Qwen2.5-VL falls back
-        # to 1-D text positions in training while generate() uses 3-D mrope positions
         self.n_prompt: list[int] = []
         self.level: list[int] = []
+        self.scene_of: list[int] = []
+        scene_index: dict[str, int] = {}
         pix = []
         grid_thw = None
         for sample, prompt, target in examples:
-            enc = processor(text=[chat_prompt(processor, prompt)], images=[sample.image], return_tensors="pt")
-            p = enc["input_ids"][0].tolist()
+            key = sample.scene.key
+            if key not in scene_index:
+                enc = processor.image_processor(images=[sample.image], return_tensors="pt")
+                scene_index[key] = len(pix)
+                pix.append(enc["pixel_values"])
+                grid_thw = enc["image_grid_thw"]
+            n_img = int(grid_thw.prod()) // merge
+            text = chat_prompt(processor, prompt).replace("<|image_pad|>", "<|image_pad|>" * n_img)
+            p = tok(text, add_special_tokens=False)["input_ids"]
             t = tok(target, add_special_tokens=False)["input_ids"] + [end]
             self.ids.append(p + t)
-            self.mm_types.append(enc["mm_token_type_ids"][0].tolist() + [0] * len(t))
             self.n_prompt.append(len(p))
             self.level.append(sample.level if prompt == sample.question else 0)
-            pix.append(enc["pixel_values"])
-            grid_thw = enc["image_grid_thw"]
-        self.pixel_values = torch.stack(pix)  # (N, patches, patch_dim): one image size for all
+            self.scene_of.append(scene_index[key])
+        self.pixel_values = torch.stack(pix)  # (scenes, patches, patch_dim): one image size for all
         self.grid_thw = grid_thw
         self.pad = tok.pad_token_id
+        self.image_token = pad_id
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -98,37 +108,41 @@ class Encoded:
         ids = torch.full((len(idx), n), self.pad)
         labels = torch.full((len(idx), n), -100)
         mask = torch.zeros((len(idx), n), dtype=torch.long)
-        mm = torch.zeros((len(idx), n), dtype=torch.long)
         for row, i in enumerate(idx):
             seq = torch.tensor(self.ids[i])
             ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = 1
-            mm[row, :len(seq)] = torch.tensor(self.mm_types[i])
             labels[row, self.n_prompt[i]:len(seq)] = seq[self.n_prompt[i]:]
+        # 1 at image tokens: without it Qwen2.5-VL trains on 1-D text positions while
+        # generate() uses 3-D mrope positions, and what was learned does not transfer
+        mm = (ids == self.image_token).long()
+        scenes = [self.scene_of[i] for i in idx]
         return {"input_ids": ids, "attention_mask": mask, "labels": labels, "mm_token_type_ids": mm,
-                "pixel_values": self.pixel_values[idx].flatten(0, 1),
+                "pixel_values": self.pixel_values[scenes].flatten(0, 1),
                 "image_grid_thw": self.grid_thw.repeat(len(idx), 1)}
 
 
-def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random,
-                      caption_fraction: float) -> list[tuple]:
-    """(sample, prompt, target): a caption, a count caption or the direct short answer."""
+def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random, caption_fraction: float,
+                      questions_per_scene: int, mc_fraction: float) -> list[tuple]:
+    """(sample, prompt, target) examples: per scene, `questions_per_scene` direct short answers
+    and, with probability `caption_fraction`, a caption or a count caption."""
     out = []
     for s in samples:
-        r = rng.random()
-        if r < caption_fraction / 2:
-            out.append((s, CAPTION_PROMPT, s.scene.caption()))
-        elif r < caption_fraction:
-            out.append((s, COUNT_PROMPT, s.scene.count_caption()))
-        else:
-            out.append((s, s.question, nano_task.direct_answer(s)))
+        if rng.random() < caption_fraction:
+            if rng.random() < 0.5:
+                out.append((s, CAPTION_PROMPT, s.scene.caption()))
+            else:
+                out.append((s, COUNT_PROMPT, s.scene.count_caption()))
+        for q in [s] + nano_task.more_questions(rng, s, questions_per_scene - 1, mc_fraction):
+            out.append((q, q.question, nano_task.direct_answer(q)))
     return out
 
 
 @torch.no_grad()
 def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size: int = 64,
-                   max_new_tokens: int = 6, progress: bool = False) -> list[str]:
-    """Greedy short answers to each sample's question (no chain of thought)."""
+                   max_new_tokens: int = 6, progress: bool = False, blank: bool = False) -> list[str]:
+    """Greedy short answers to each sample's question (no chain of thought). `blank=True` shows
+    a white image instead (the control: a model that reads the image falls to chance)."""
     model.eval()
     tok = processor.tokenizer
     side = tok.padding_side
@@ -138,12 +152,19 @@ def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size
         for i in tqdm(range(0, len(samples), batch_size), desc="direct answers", disable=not progress):
             chunk = samples[i:i + batch_size]
             enc = processor(text=[chat_prompt(processor, s.question) for s in chunk],
-                            images=[s.image for s in chunk], return_tensors="pt", padding=True)
+                            images=[_blank(s.image) if blank else s.image for s in chunk],
+                            return_tensors="pt", padding=True)
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
             out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
     finally:
         tok.padding_side = side
     return out
+
+
+def _blank(img):
+    from PIL import Image
+
+    return Image.new("RGB", img.size, (255, 255, 255))
 
 
 def direct_accuracy(model, processor, samples: list[nano_task.Sample], **kw) -> dict:
@@ -171,7 +192,8 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
     t0 = time.perf_counter()
     scenes = nano_task.generate(params.n_scenes, params.seed, "pretrain", (1, 1, 1), params.mc_fraction,
                                 params.grid, exclude=exclude)
-    data = Encoded(processor, pretrain_examples(scenes, rng, params.caption_fraction))
+    data = Encoded(processor, pretrain_examples(scenes, rng, params.caption_fraction,
+                                                params.questions_per_scene, params.mc_fraction))
     easy = [i for i in range(len(data)) if data.level[i] <= 1]
     log(f"pretraining data: {len(data)} examples ({len(easy)} captions or one-step) "
         f"encoded in {time.perf_counter() - t0:.1f} s")

@@ -197,3 +197,13 @@ def resolve(files: list[str | Path], sets: list[str] | None, decls: dict[str, De
             values[key] = value
             sources[key] = origin
     return Resolved(values, sources, decls)
+
+
+def notebook_values(namespace: dict, notebook: str | Path) -> dict[str, object]:
+    """The current values of a notebook's declared params, read from its namespace (`globals()`),
+    e.g. to record them as a W&B run's config."""
+    from visionr1 import env
+
+    path = Path(notebook)
+    path = path if path.is_absolute() else env.NOTEBOOKS_DIR / path
+    return {k: namespace[k] for k in parse_declarations(parameters_cell(path), path.name) if k in namespace}
