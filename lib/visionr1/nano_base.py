@@ -44,8 +44,8 @@ class BaseParams:
     seed: int = 0
     size: str = "nano"
     n_scenes: int = 6000
-    steps: int = 2500
-    batch_size: int = 32
+    steps: int = 3000
+    batch_size: int = 16
     lr: float = 1e-3
     warmup_steps: int = 50
     curriculum_fraction: float = 0.3  # share of steps on captions + one-step questions only

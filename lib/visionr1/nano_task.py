@@ -327,6 +327,14 @@ def chance_accuracy(samples: list[Sample]) -> float:
     return sum(c.most_common(1)[0][1] for c in groups.values()) / max(1, len(samples))
 
 
+def chance_per_type(samples: list[Sample]) -> dict[str, float]:
+    """`chance_accuracy` within each question type."""
+    by_type: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_type.setdefault(s.qtype, []).append(s)
+    return {k: round(chance_accuracy(v), 4) for k, v in sorted(by_type.items())}
+
+
 def statistics(samples: list[Sample]) -> dict:
     return {
         "n": len(samples),

@@ -9,11 +9,11 @@ import matplotlib.pyplot as plt
 
 
 def sample_grid(items: list[tuple], path: str | Path | None = None, ncols: int = 4, title: str = "",
-                width: int = 34):
+                width: int = 44):
     """A grid of (image, caption) panels, e.g. a sample's image with its question and answer."""
     n = len(items)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 4.3 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (img, caption) in zip(axes.flat, items):
@@ -27,17 +27,20 @@ def sample_grid(items: list[tuple], path: str | Path | None = None, ncols: int =
     return fig
 
 
-def bar_chart(ax, data: dict[str, float], title: str, ylabel: str, reference: float | None = None,
-              reference_label: str = ""):
-    """Bars with their values written on top; an optional dashed reference line (e.g. chance)."""
-    keys = list(data)
-    bars = ax.bar(keys, [data[k] for k in keys], color="tab:blue")
-    for b, k in zip(bars, keys):
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{data[k]:.2f}", ha="center", va="bottom", fontsize=7)
-    if reference is not None:
-        ax.axhline(reference, color="tab:red", ls="--", lw=1, label=reference_label)
-        ax.legend(fontsize=8)
+def grouped_bars(ax, series: dict[str, dict[str, float]], title: str, ylabel: str):
+    """Bars grouped by category (x) with one colour per series, e.g. accuracy per question type
+    for the model, a control and chance; values written on the bars."""
+    names = list(series)
+    cats = list(next(iter(series.values())))
+    w = 0.8 / len(names)
+    for j, name in enumerate(names):
+        xs = [i + (j - (len(names) - 1) / 2) * w for i in range(len(cats))]
+        vals = [series[name].get(c, 0.0) for c in cats]
+        ax.bar(xs, vals, w, label=name)
+        for x, v in zip(xs, vals):
+            ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right", fontsize=7)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", labelrotation=35, labelsize=7)
+    ax.legend(fontsize=8)
     return ax
