@@ -1,0 +1,106 @@
+"""Rewards with TRL's signature: format, accuracy, HFRRF and the Vision-R1-Zero mix (RECIPE §4).
+
+TRL calls each reward function as `f(prompts=, completions=, completion_ids=, **columns)` and logs
+each one under `rewards/<name>/mean`; a None in the returned list marks an item unscored. HFRRF is
+the product of format and accuracy, but the two parts are computed and logged on their own: a
+named reward set returns the functions with their weights, the parts at weight 0 when they are
+only there to be logged.
+
+  hfrrf  HFRRF (weight 1) + format (0) + accuracy (0)       Vision-R1, Vision-R1-Long
+  zero   format (1) + accuracy (1)                          Vision-R1-Zero: format and result 1:1
+
+Only the single <answer> block counts: `<answer>A or B or C</answer>`, two answer blocks or an
+answer outside the block score 0. An ungradeable gold answer gives None (skipped, counted in
+grading.STATS["ungradeable_gold"]), never a payment; an exception while grading one completion
+gives None for that completion (counted in STATS["errors"]) and never kills the step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from visionr1 import grading
+
+log = logging.getLogger(__name__)
+
+FORMAT_STRICTNESS = "strict"
+
+
+def completion_text(c) -> str:
+    """TRL passes a string, or a conversation `[{"role": "assistant", "content": str}]`."""
+    if isinstance(c, str):
+        return c
+    if isinstance(c, list) and c and isinstance(c[-1], dict):
+        content = c[-1].get("content", "")
+        if isinstance(content, list):  # [{"type": "text", "text": ...}]
+            return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        return str(content)
+    return str(c)
+
+
+def _column(kwargs: dict, n: int, *names: str) -> list:
+    for name in names:
+        if name in kwargs and kwargs[name] is not None:
+            return list(kwargs[name])
+    return [None] * n
+
+
+def _grades(completions, kwargs) -> list[grading.Grade | None]:
+    golds = _column(kwargs, len(completions), "answer", "solution", "gold")
+    choices = _column(kwargs, len(completions), "choices")
+    precision = _column(kwargs, len(completions), "precision")
+    out = []
+    for c, gold, ch, prec in zip(completions, golds, choices, precision):
+        try:
+            out.append(grading.grade(completion_text(c), gold, choices=list(ch) if ch is not None else None,
+                                     precision=int(prec) if prec is not None else None,
+                                     block_only=True, strictness=FORMAT_STRICTNESS))
+        except Exception:  # noqa: BLE001 - one bad completion must not kill a training step
+            grading.STATS["errors"] += 1
+            log.exception("grading one completion failed; it is left unscored")
+            out.append(None)
+    return out
+
+
+def format_reward(completions, **kwargs) -> list[float]:
+    """1.0 when the completion is exactly <think>...</think><answer>...</answer>, else 0.0.
+
+    >>> format_reward(["<think>2+2</think><answer>4</answer>", "<answer>4</answer>"])
+    [1.0, 0.0]
+    """
+    return [float(grading.check_format(completion_text(c), FORMAT_STRICTNESS).ok) for c in completions]
+
+
+def accuracy_reward(completions, **kwargs) -> list[float | None]:
+    """1.0 when the answer block grades equal to the `answer` column; None for ungradeable gold.
+
+    >>> accuracy_reward(["<answer>B</answer>", "<answer>A or B</answer>"], answer=["B", "B"], choices=[["1", "2"]] * 2)
+    [1.0, 0.0]
+    """
+    return [None if g is None or g.correct is None else float(g.correct) for g in _grades(completions, kwargs)]
+
+
+def hfrrf_reward(completions, **kwargs) -> list[float | None]:
+    """HFRRF: 1.0 only when the format is right AND the answer is correct, else 0.0.
+
+    >>> hfrrf_reward(["<think>x</think><answer>4</answer>", "<think>x</think><answer>4</answer> 4"], answer=["4", "4"])
+    [1.0, 0.0]
+    """
+    out = []
+    for g in _grades(completions, kwargs):
+        out.append(None if g is None or g.correct is None else float(g.format_ok and g.correct))
+    return out
+
+
+REWARD_SETS: dict[str, list[tuple]] = {
+    "hfrrf": [(hfrrf_reward, 1.0), (format_reward, 0.0), (accuracy_reward, 0.0)],
+    "zero": [(format_reward, 1.0), (accuracy_reward, 1.0)],
+}
+
+
+def reward_set(name: str) -> tuple[list, list[float]]:
+    """(reward functions, weights) for GRPOConfig(reward_weights=...) by name from params."""
+    if name not in REWARD_SETS:
+        raise ValueError(f"unknown reward set {name!r}; choose one of {sorted(REWARD_SETS)}")
+    funcs, weights = zip(*REWARD_SETS[name])
+    return list(funcs), list(weights)

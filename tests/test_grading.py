@@ -1,0 +1,217 @@
+"""The grader and the rewards: every rule, the reward-hacking cases and the time bounds."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from visionr1 import grading, rewards
+from visionr1.grading import check_format, extract_answer, is_equivalent, match_option
+
+GOOD = "<think> Okay, let's see. 2+2=4. </think><answer> Final Answer: 4 </answer>"
+
+
+@pytest.mark.parametrize(
+    "text, ok, reason",
+    [
+        (GOOD, True, "ok"),  # the released data's style, spaces inside the tags
+        ("<think>a</think><answer>4</answer>", True, "ok"),  # compact
+        ("\n <think>a</think>\n\n<answer>4</answer>\n", True, "ok"),  # whitespace around and between
+        ("<think>a</think><answer>4</answer> The answer is 4.", False, "text after </answer>"),  # trailing text
+        ("Sure! <think>a</think><answer>4</answer>", False, "text before <think>"),  # leading text
+        ("<think>a</think> so <answer>4</answer>", False, "text between </think> and <answer>"),  # text between
+        ("<think> </think><answer>4</answer>", False, "empty think"),  # empty think
+        ("<think>a</think><answer> </answer>", False, "empty answer"),  # empty answer
+        ("<think>a</think>", False, "<answer> appears 0 times"),  # missing answer
+        ("<answer>4</answer>", False, "<think> appears 0 times"),  # missing think
+        ("<think>a</think><answer>4</answer><answer>5</answer>", False, "<answer> appears 2 times"),  # two answers
+        ("<think>a<think>b</think></think><answer>4</answer>", False, "<think> appears 2 times"),  # nested think
+        ("<think>a<answer>4</answer></think>", False, "tags out of order"),  # answer nested in think
+        ("<answer>4</answer><think>a</think>", False, "tags out of order"),  # wrong order
+    ],
+)
+def test_format(text, ok, reason):
+    got = check_format(text)
+    assert (got.ok, got.reason) == (ok, reason)
+
+
+def test_format_strictness():
+    prefilled = "a reasoning </think><answer>4</answer>"  # the template prefilled <think>
+    assert not check_format(prefilled, "strict").ok
+    assert check_format(prefilled, "lenient").ok
+    assert not check_format("x </think><answer>4</answer> more", "lenient").ok  # trailing text still fails
+    with pytest.raises(ValueError, match="strictness"):
+        check_format(GOOD, "loose")
+
+
+@pytest.mark.parametrize(
+    "text, choices, answer, method",
+    [
+        (GOOD, None, "4", "answer_block"),  # "Final Answer:" inside the block is stripped
+        ("<answer> $\\frac{1}{2}$ </answer>", None, "\\frac{1}{2}", "answer_block"),  # $...$ stripped
+        ("<answer>\\boxed{x^2}</answer>", None, "x^2", "answer_block"),  # boxed inside the block
+        ("so it is \\boxed{\\frac{3}{4}} indeed", None, "\\frac{3}{4}", "boxed"),  # nested braces in boxed
+        ("a \\boxed{1} then \\boxed{2}", None, "2", "boxed"),  # the last boxed wins
+        ("Final Answer: 145°\nthanks", None, "145°", "final_answer"),  # up to the end of the line
+        ("Thus the answer is 12.5. Done.", None, "12.5", "answer_is"),  # up to the sentence end
+        ("The correct answer is (B), because of X.", ["1", "2"], "(B)", "answer_is"),  # option form
+        ("B", ["1", "2"], "B", "option"),  # a bare letter
+        ("B: 145°", ["35°", "145°"], "B: 145°", "option"),  # letter and option text
+        ("I count 3 then 5 shapes", None, "5", "last_number"),  # free-text fallback: the last number
+        ("no idea", None, None, "none"),  # nothing to extract
+        ("<answer>1</answer><answer>2</answer>", None, None, "none"),  # two answer blocks: ambiguous
+    ],
+)
+def test_extract(text, choices, answer, method):
+    got = extract_answer(text, choices)
+    assert (got.answer, got.method) == (answer, method)
+
+
+def test_extract_block_only_ignores_answers_outside_the_block():
+    # the RL rewards read only the answer block: an answer stated outside it is not an answer
+    assert extract_answer("<think>x</think> The answer is 4", block_only=True).answer is None
+    assert extract_answer("\\boxed{4}", block_only=True).answer is None
+
+
+@pytest.mark.parametrize(
+    "answer, choices, letter",
+    [
+        ("B", ["1", "2"], "B"),  # bare letter
+        ("(B)", ["1", "2"], "B"),  # parenthesised
+        ("B.", ["1", "2"], "B"),  # with a full stop
+        ("B: 145°", ["35°", "145°"], "B"),  # letter and the matching option text
+        ("B: 35°", ["35°", "145°"], None),  # letter and the other option's text: contradictory
+        ("145°", ["35°", "145°"], "B"),  # the option's text alone
+        ("145", ["35°", "145°"], "B"),  # the option's text without its unit
+        ("A or B or C", ["1", "2", "3"], None),  # several letters: reward hacking, names none
+        ("E", ["1", "2"], None),  # a letter beyond the options
+        ("7", ["1", "2"], None),  # a value that is no option
+    ],
+)
+def test_match_option(answer, choices, letter):
+    assert match_option(answer, choices) == letter
+
+
+@pytest.mark.parametrize(
+    "pred, gold, kw, same",
+    [
+        ("4", "4", {}, True),  # integers
+        ("4.0", "4", {}, True),  # integer and decimal
+        ("1,000", "1000", {}, True),  # thousands separator
+        ("0.5", "\\frac{1}{2}", {}, True),  # decimal and LaTeX fraction
+        ("1/2", "0.5", {}, True),  # plain fraction
+        ("-\\frac{3}{4}", "-0.75", {}, True),  # negative fraction
+        ("3.14", "3.1416", {"precision": 2}, True),  # equal at the benchmark's precision
+        ("3.14", "3.1416", {}, False),  # not equal without it
+        ("50%", "50", {}, True),  # percentage
+        ("145°", "145", {}, True),  # degrees
+        ("145^{\\circ}", "145", {}, True),  # LaTeX degrees
+        ("12 cm", "12", {}, True),  # units stripped
+        ("5", "6", {}, False),  # different numbers
+        ("yes", "Yes", {}, True),  # case
+        ("no", "yes", {}, False),  # different words
+        ("(B)", "B", {"choices": ["1", "2"]}, True),  # option letter forms
+        ("2", "B", {"choices": ["1", "2"]}, True),  # option text for a letter gold
+        ("B", "2", {"choices": ["1", "2"]}, True),  # letter for an option-text gold
+        ("A or B", "B", {"choices": ["1", "2"]}, False),  # hedged letters
+        ("x^2+1", "1+x^2", {}, True),  # expressions (math-verify)
+        ("2x", "x+x", {}, True),  # expressions (math-verify)
+        ("\\{1, 2\\}", "\\{2, 1\\}", {}, True),  # sets (math-verify)
+        ("[1, 2)", "[1,2)", {}, True),  # intervals
+        ("(1, 2]", "[1, 2)", {}, False),  # different intervals
+        ("3\\pi", "3", {}, False),  # wrapped whole: 3π is not 3 (math-verify alone says it is)
+        ("\\sqrt{2}", "1.4142", {"precision": 4}, True),  # a surd at the benchmark's precision
+        ("", "4", {}, False),  # empty prediction
+        (None, "4", {}, False),  # no prediction
+    ],
+)
+def test_equivalence(pred, gold, kw, same):
+    assert is_equivalent(pred, gold, **kw) is same
+
+
+@pytest.mark.parametrize(
+    "pred",
+    [
+        "10^{10^{10^{10}}}",  # an exponent tower: refused up front
+        "2^{99999999}",  # a huge exponent: refused up front
+        "9" * 400,  # longer than any answer: refused up front
+        "(x+1)^{300}*(x-1)^{300}",  # passes the filters; sympy is slow: the worker is killed
+    ],
+)
+def test_pathological_inputs_are_wrong_within_a_second(pred):
+    t0 = time.perf_counter()
+    assert is_equivalent(pred, "\\sin(x)^{2}+\\cos(x)^{2}-1") is False
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_megabyte_completion_is_graded_fast():
+    t0 = time.perf_counter()
+    big = "<think>" + "Wait, " * 200_000 + "</think><answer>" + "1" * 1_000_000 + "</answer>"
+    assert rewards.hfrrf_reward([big], answer=["1"]) == [0.0]
+    assert rewards.accuracy_reward(["x" * 1_000_000], answer=["1"]) == [0.0]
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_works_outside_the_main_thread():
+    out = []
+    t = threading.Thread(target=lambda: out.append((is_equivalent("x^2+1", "1+x^2"),
+                                                    rewards.hfrrf_reward([GOOD], answer=["4"]))))
+    t.start()
+    t.join(10)
+    assert out == [(True, [1.0])]
+
+
+# reward-hacking and reward cases: (completion, gold, choices) -> (format, accuracy, hfrrf)
+REWARD_CASES = [
+    (GOOD, "4", None, (1.0, 1.0, 1.0)),  # right format, right answer: paid
+    ("<think>a</think><answer>5</answer>", "4", None, (1.0, 0.0, 0.0)),  # right format, wrong answer
+    ("<answer>4</answer>", "4", None, (0.0, 1.0, 0.0)),  # right answer, no think: HFRRF pays nothing
+    ("<think>a</think><answer>A or B or C</answer>", "B", ["1", "2", "3"], (1.0, 0.0, 0.0)),  # hedged options
+    ("<think>a</think><answer>4</answer><answer>5</answer>", "4", None, (0.0, 0.0, 0.0)),  # two answers
+    ("<think>a</think><answer>4</answer><answer>4</answer>", "4", None, (0.0, 0.0, 0.0)),  # the same answer twice
+    ("<think>the answer is 4</think><answer></answer>", "4", None, (0.0, 0.0, 0.0)),  # answer outside the block
+    ("<think>a</think><answer>x</answer> \\boxed{4}", "4", None, (0.0, 0.0, 0.0)),  # boxed after the block
+    ("<think>a</think><answer> Final Answer:B </answer>", "B", ["35°", "145°"], (1.0, 1.0, 1.0)),  # released style
+    ("<think>a</think><answer>145°</answer>", "B", ["35°", "145°"], (1.0, 1.0, 1.0)),  # option text for a letter
+]
+
+
+@pytest.mark.parametrize("completion, gold, choices, expected", REWARD_CASES)
+def test_rewards(completion, gold, choices, expected):
+    kw = {"answer": [gold], "choices": [choices]}
+    conversational = [[{"role": "assistant", "content": completion}]]  # TRL's conversational form
+    got = (rewards.format_reward([completion], **kw)[0], rewards.accuracy_reward(conversational, **kw)[0],
+           rewards.hfrrf_reward([completion], **kw)[0])
+    assert got == expected
+
+
+@pytest.mark.parametrize("gold", [None, "", "nan", "\\frac{1}{2"])
+def test_ungradeable_gold_is_skipped_and_counted(gold):
+    before = grading.STATS["ungradeable_gold"]
+    assert rewards.hfrrf_reward([GOOD], answer=[gold]) == [None]  # None: TRL leaves it unscored
+    assert rewards.accuracy_reward([GOOD], answer=[gold]) == [None]
+    assert grading.STATS["ungradeable_gold"] == before + 2
+
+
+def test_an_exception_in_one_completion_does_not_kill_the_batch(monkeypatch):
+    real = grading.grade
+
+    def flaky(text, gold, **kw):
+        if "boom" in text:
+            raise RuntimeError("boom")
+        return real(text, gold, **kw)
+
+    monkeypatch.setattr(grading, "grade", flaky)
+    assert rewards.hfrrf_reward(["boom", GOOD], answer=["4", "4"]) == [None, 1.0]
+
+
+def test_reward_sets_by_name():
+    funcs, weights = rewards.reward_set("hfrrf")
+    assert [f.__name__ for f in funcs] == ["hfrrf_reward", "format_reward", "accuracy_reward"]
+    assert weights == [1.0, 0.0, 0.0]  # the parts are logged, not paid
+    funcs, weights = rewards.reward_set("zero")
+    assert [f.__name__ for f in funcs] == ["format_reward", "accuracy_reward"] and weights == [1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown reward set 'x'"):
+        rewards.reward_set("x")
