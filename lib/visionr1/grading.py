@@ -24,6 +24,7 @@ it is wrapped in `$...$` so it is read whole.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import re
 import threading
@@ -217,6 +218,7 @@ _UNITS = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize(s: str) -> str:
     """Lower-case, drop $, spaces, thousands commas, \\left/\\right, units and degree marks.
 
