@@ -215,3 +215,13 @@ def test_reward_sets_by_name():
     assert [f.__name__ for f in funcs] == ["format_reward", "accuracy_reward"] and weights == [1.0, 1.0]
     with pytest.raises(ValueError, match="unknown reward set 'x'"):
         rewards.reward_set("x")
+
+
+def test_reward_set_strictness():
+    prefilled = "reasoning </think><answer>4</answer>"  # the chat template prefilled <think>
+    strict, _ = rewards.reward_set("hfrrf")
+    lenient, _ = rewards.reward_set("hfrrf", strictness="lenient")
+    assert strict[0]([prefilled], answer=["4"]) == [0.0]
+    assert lenient[0]([prefilled], answer=["4"]) == [1.0]
+    with pytest.raises(ValueError, match="strictness"):
+        rewards.reward_set("hfrrf", strictness="loose")

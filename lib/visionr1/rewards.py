@@ -23,7 +23,7 @@ from visionr1 import grading
 
 log = logging.getLogger(__name__)
 
-FORMAT_STRICTNESS = "strict"
+FORMAT_STRICTNESS = "strict"  # default of grading.check_format's strictness; reward_set(..., strictness=) sets it
 
 
 def completion_text(c) -> str:
@@ -46,6 +46,7 @@ def _column(kwargs: dict, n: int, *names: str) -> list:
 
 
 def _grades(completions, kwargs) -> list[grading.Grade | None]:
+    strictness = kwargs.get("strictness", FORMAT_STRICTNESS)
     golds = _column(kwargs, len(completions), "answer", "solution", "gold")
     choices = _column(kwargs, len(completions), "choices")
     precision = _column(kwargs, len(completions), "precision")
@@ -54,7 +55,7 @@ def _grades(completions, kwargs) -> list[grading.Grade | None]:
         try:
             out.append(grading.grade(completion_text(c), gold, choices=list(ch) if ch is not None else None,
                                      precision=int(prec) if prec is not None else None,
-                                     block_only=True, strictness=FORMAT_STRICTNESS))
+                                     block_only=True, strictness=strictness))
         except Exception:  # noqa: BLE001 - one bad completion must not kill a training step
             grading.STATS["errors"] += 1
             log.exception("grading one completion failed; it is left unscored")
@@ -68,7 +69,8 @@ def format_reward(completions, **kwargs) -> list[float]:
     >>> format_reward(["<think>2+2</think><answer>4</answer>", "<answer>4</answer>"])
     [1.0, 0.0]
     """
-    return [float(grading.check_format(completion_text(c), FORMAT_STRICTNESS).ok) for c in completions]
+    strictness = kwargs.get("strictness", FORMAT_STRICTNESS)
+    return [float(grading.check_format(completion_text(c), strictness).ok) for c in completions]
 
 
 def accuracy_reward(completions, **kwargs) -> list[float | None]:
@@ -98,9 +100,17 @@ REWARD_SETS: dict[str, list[tuple]] = {
 }
 
 
-def reward_set(name: str) -> tuple[list, list[float]]:
-    """(reward functions, weights) for GRPOConfig(reward_weights=...) by name from params."""
+def reward_set(name: str, strictness: str = FORMAT_STRICTNESS) -> tuple[list, list[float]]:
+    """(reward functions, weights) for GRPOConfig(reward_weights=...), chosen by name in params;
+    `strictness` is the format check's ("strict" or "lenient"). Names are kept for TRL's logs."""
     if name not in REWARD_SETS:
         raise ValueError(f"unknown reward set {name!r}; choose one of {sorted(REWARD_SETS)}")
-    funcs, weights = zip(*REWARD_SETS[name])
-    return list(funcs), list(weights)
+    grading.check_format("", strictness)  # fail now on a bad strictness, not in the first step
+    funcs, weights = [], []
+    for fn, w in REWARD_SETS[name]:
+        def bound(completions, _fn=fn, **kw):
+            return _fn(completions, **{**kw, "strictness": strictness})
+        bound.__name__ = bound.__qualname__ = fn.__name__
+        funcs.append(bound)
+        weights.append(w)
+    return funcs, weights
