@@ -44,3 +44,13 @@ def test_rerun_with_resume_skips_done_stages(smoke_run):
                            "--set", f"output_root={run_dir.parent}"], cwd=env.PROJECT_ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "skipped" in proc.stdout
+
+
+def test_cold_start_stage_filters_and_exports(smoke_run):
+    run_dir, _ = smoke_run
+    m = json.loads((run_dir / "01_cold_start_data" / "metrics.json").read_text())
+    assert m["raw"] == 60 and m["kept"] + sum(m["drops"].values()) == 60
+    assert 0 < sum(m["drops"].values()) < 30  # the oracle spoils about 20%; the notebook asserts they match
+    assert m["reflection_words"]["kept CoT (generated)"]["Wait"] > 0
+    cold = run_dir / "01_cold_start_data" / "cold"
+    assert (cold / "dataset_info.json").exists() and (cold / "sft.jsonl").read_text().count("\n") == m["kept"]

@@ -44,3 +44,13 @@ def grouped_bars(ax, series: dict[str, dict[str, float]], title: str, ylabel: st
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax
+
+
+def histogram(ax, values: list[float], title: str, xlabel: str, bins: int = 30, label: str | None = None):
+    ax.hist(values, bins=bins, alpha=0.7, label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    if label:
+        ax.legend(fontsize=8)
+    return ax

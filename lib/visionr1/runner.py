@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import re
 import sys
 import time
@@ -71,8 +72,19 @@ class RunState:
         tmp.replace(self.path)  # atomic: a killed run never leaves a half-written state
 
 
+class _KnownParameters(logging.Filter):
+    """papermill's own parameter inspection cannot read annotations such as `str | None` and warns
+    "Passed unknown parameter" for them; every key was already checked against the notebooks'
+    declarations (visionr1.params), so that warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passed unknown parameter")
+
+
 def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
     import papermill
+
+    logging.getLogger("papermill").addFilter(_KnownParameters())
     from papermill.exceptions import PapermillExecutionError
 
     try:

@@ -1,0 +1,180 @@
+"""Teachers for modality bridging (RECIPE §1), behind one interface chosen in params.
+
+A teacher answers one request: `complete(step, prompt, image, row) -> Reply`. `step` is
+"pseudo_cot", "description" (the MLLM's two steps) or "cot" (the text reasoning LLM); `prompt` is
+the filled template from prompts/<set>/<step>.txt; `image` is a PIL image or None (the reasoner is
+text-only); `row` is the source row, which only the oracle reads.
+
+  openai  any OpenAI-compatible endpoint (vLLM serve, a hosted API): visionr1.openai_teacher
+  hf      a local transformers model (the tiny model in tests)
+  oracle  the nano task's stand-in: reads the scene description and facts of the source row and
+          writes a caption, a pseudo-CoT, a detailed description and an R1-style CoT with self-checks;
+          `wrong_rate` of its CoTs are wrong on purpose (a miscount, a contradiction, or a cut-off
+          CoT), so the filter has real work; the raw record says which (`oracle_error`)
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Reply:
+    text: str
+    truncated: bool = False  # the teacher stopped at its token limit (finish_reason "length")
+    meta: dict = field(default_factory=dict)
+
+
+class Teacher:
+    name = "teacher"
+
+    def complete(self, step: str, prompt: str, image=None, row: dict | None = None) -> Reply:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------
+class OracleTeacher(Teacher):
+    """Writes what a perfect teacher would, from the nano source row (scene description, facts),
+    except for a `wrong_rate` share of CoTs that it spoils on purpose, deterministically by row id."""
+
+    name = "oracle"
+    ERRORS = ("miscount", "contradiction", "truncated")
+
+    def __init__(self, wrong_rate: float = 0.2, seed: int = 0):
+        if not 0.0 <= wrong_rate <= 1.0:
+            raise ValueError(f"oracle wrong_rate must be in [0, 1], got {wrong_rate}")
+        self.wrong_rate = wrong_rate
+        self.seed = seed
+
+    def error_for(self, row: dict) -> str | None:
+        rng = random.Random(f"{self.seed}:{row['id']}")
+        return rng.choice(self.ERRORS) if rng.random() < self.wrong_rate else None
+
+    def complete(self, step: str, prompt: str, image=None, row: dict | None = None) -> Reply:
+        if row is None or "facts" not in row or "description" not in row:
+            raise ValueError("the oracle teacher needs nano source rows (with 'facts' and 'description'); "
+                             "use the openai or hf teacher for other data")
+        if step == "pseudo_cot":
+            return Reply(self._pseudo_cot(row))
+        if step == "description":
+            return Reply(row["description"])
+        if step == "cot":
+            error = self.error_for(row)
+            text = self._cot(row, error)
+            return Reply(text, truncated=error == "truncated", meta={"oracle_error": error})
+        raise ValueError(f"unknown bridging step {step!r}")
+
+    @staticmethod
+    def _facts(row: dict) -> list[tuple[str, int]]:
+        return [(k, v) for k, v in row["facts"].items() if k != "factor"]
+
+    def _pseudo_cot(self, row: dict) -> str:
+        counts = ", ".join(f"{k}: {v}" for k, v in self._facts(row))
+        return (f"The image shows a grid of coloured shapes. Counting what the question needs: {counts}. "
+                f"So the answer is {row['answer']}.")
+
+    def _cot(self, row: dict, error: str | None) -> str:
+        rng = random.Random(f"cot:{self.seed}:{row['id']}")
+        facts = self._facts(row)
+        miscounted = rng.randrange(len(facts)) if error in ("miscount", "contradiction") else None
+        seen = []
+        lines = ["Okay, let's see. The description lists the cells row by row, so I count what the question needs."]
+        for i, (name, value) in enumerate(facts):
+            v = value + (1 if value == 0 or rng.random() < 0.5 else -1) if i == miscounted else value
+            seen.append(v)
+            lines.append(f"{name}{v}.")
+            if rng.random() < 0.5:
+                lines.append(f"Wait, let me recount the {name}: {name}{v}. Yes.")
+        result = self._combine(row, seen)
+        lines.append(self._arithmetic(row, seen, result))
+        lines.append(f"So the result is {result}.")
+        final = self._final(row, result)
+        if error == "contradiction":
+            final = self._final(row, self._combine(row, [v for _, v in facts]))  # answer block disagrees
+            lines[-1] = f"So the result is {result}."
+        if row.get("choices"):
+            lines.append(f"Hmm, {result} is option ({self._letter(row, result) or '?'}).")
+        think = " ".join(lines)
+        if error == "truncated":
+            return "<think> " + think[: len(think) // 2]
+        return f"<think> {think} </think> Final Answer: {final}"
+
+    @staticmethod
+    def _arithmetic(row: dict, v: list[int], result: int) -> str:
+        factor = row["facts"].get("factor")
+        if factor is not None:
+            return f"{factor}×{v[0]}+{v[1]}={result}."
+        if row["question"].startswith("How many more"):
+            return f"{max(v)}-{min(v)}={result}."
+        if len(v) == 2:
+            return f"{v[0]}+{v[1]}={result}."
+        return f"That makes {result}."
+
+    @staticmethod
+    def _combine(row: dict, values: list[int]) -> int:
+        q = row["question"]
+        factor = row["facts"].get("factor")
+        if factor is not None:
+            return factor * values[0] + values[1]
+        if q.startswith("How many more"):
+            return abs(values[0] - values[1])
+        if len(values) == 2:
+            return values[0] + values[1]
+        return values[0]
+
+    @staticmethod
+    def _letter(row: dict, value: int) -> str | None:
+        choices = row.get("choices") or []
+        return "ABCD"[choices.index(str(value))] if str(value) in choices else None
+
+    def _final(self, row: dict, value: int) -> str:
+        if row.get("choices"):
+            return self._letter(row, value) or str(value)
+        return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+class HFTeacher(Teacher):
+    """A local transformers Qwen2.5-VL-style model (a folder or hub name), greedy or sampled."""
+
+    name = "hf"
+
+    def __init__(self, model_path: str, max_new_tokens: int = 512, temperature: float = 0.0):
+        from visionr1 import tiny_model
+
+        self.model = tiny_model.load_model(model_path)
+        self.processor = tiny_model.load_processor(model_path)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+
+    def complete(self, step: str, prompt: str, image=None, row: dict | None = None) -> Reply:
+        import torch
+
+        content = ([{"type": "image"}] if image is not None else []) + [{"type": "text", "text": prompt}]
+        text = self.processor.apply_chat_template([{"role": "user", "content": content}],
+                                                  add_generation_prompt=True, tokenize=False)
+        enc = self.processor(text=[text], images=[image] if image is not None else None, return_tensors="pt")
+        with torch.no_grad():
+            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
+                                      do_sample=self.temperature > 0, temperature=self.temperature or None)
+        new = out[0, enc["input_ids"].shape[1]:]
+        eos = set(self.model.generation_config.eos_token_id or [])
+        truncated = len(new) >= self.max_new_tokens and int(new[-1]) not in eos
+        return Reply(self.processor.decode(new, skip_special_tokens=True), truncated=truncated)
+
+
+def make_teacher(kind: str, **kw) -> Teacher:
+    """Build a teacher by kind from params: oracle(wrong_rate, seed), hf(model_path, ...),
+    openai(base_url, model, api_key_env, concurrency, timeout_s, max_retries, max_tokens, temperature)."""
+    if kind == "oracle":
+        return OracleTeacher(wrong_rate=kw.get("wrong_rate", 0.2), seed=kw.get("seed", 0))
+    if kind == "hf":
+        if not kw.get("model_path"):
+            raise ValueError("the hf teacher needs a model path (cs_hf_model)")
+        return HFTeacher(kw["model_path"], kw.get("max_tokens", 512), kw.get("temperature", 0.0))
+    if kind == "openai":
+        from visionr1.openai_teacher import OpenAITeacher
+
+        return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "model_path")})
+    raise ValueError(f"unknown teacher kind {kind!r}; choose oracle, hf or openai")

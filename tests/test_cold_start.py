@@ -1,0 +1,154 @@
+"""Modality bridging: the oracle, the filter rules, resumable crash-safe output, the export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from visionr1 import cold_start, loaders, nano_task, teachers
+
+
+def nano_rows(n=80, seed=0):
+    return [{"id": s.id, "image": s.image, "question": s.question, "answer": s.answer,
+             "description": s.scene.description(), "facts": s.facts, "choices": s.choices}
+            for s in nano_task.build_splits(seed, 10, n, 10)["cold_start"]]
+
+
+def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path):
+    oracle = teachers.OracleTeacher(wrong_rate=0.3)
+    stats = cold_start.bridge(nano_rows(), oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False)
+    assert stats["written"] == 80 and stats["failed"] == 0
+    raw = cold_start.read_raw(tmp_path / "raw.jsonl")
+    kept, drops = cold_start.filter_records(raw)
+    spoiled = {r["id"]: r["oracle_error"] for r in raw if r["oracle_error"]}
+    assert 10 < len(spoiled) < 40  # about 30% spoiled
+    assert {r["id"] for r in raw} - {k["id"] for k in kept} == set(spoiled)  # dropped = spoiled
+    # each kind of spoiling is caught by its own rule
+    expected = {"miscount": "wrong_answer", "contradiction": "inconsistent", "truncated": "truncated"}
+    for r in raw:
+        if r["oracle_error"]:
+            assert cold_start.check_record(r)[0] == expected[r["oracle_error"]], r["cot"]
+    assert sum(drops.values()) == len(spoiled)
+    # kept samples are in the required format, speak of the image, and carry the right answer
+    from visionr1 import grading
+
+    for k in kept:
+        assert grading.check_format(k["response"]).ok
+        assert "description" not in k["response"]
+
+
+BASE = {"id": "x", "image": "i.png", "question": "How many circles?", "answer": "3", "cot_truncated": False}
+
+
+@pytest.mark.parametrize(
+    "cot, extra, reason",
+    [
+        ("<think> circles3. So the answer is 3. </think> Final Answer: 3", {}, None),  # sound
+        ("<think> circles3. So the answer is 3.", {}, "truncated"),  # no closing </think>
+        ("<think> a </think> Final Answer: 3", {"cot_truncated": True}, "truncated"),  # stopped at the token limit
+        ("<think> circles3. </think>", {}, "no_answer"),  # nothing after the think block
+        ("<think> circles4. </think> Final Answer: 4", {}, "wrong_answer"),  # wrong final answer
+        ("<think> So the answer is 4. </think> Final Answer: 3", {}, "inconsistent"),  # think concludes otherwise
+        ("<think> The description mentions a circle... </think>\\boxed{3}", {}, None),  # word replacement fixes it
+        ("<think> In this description I see 3. </think> Final Answer: 3", {}, "mentions_description"),  # leftover
+        ("<think> 2+1=3, the result is 3 </think> Final Answer: B", {"answer": "B", "choices": ["1", "3"]}, None),  # value names option
+    ],
+)
+def test_filter_rules(cot, extra, reason):
+    got, sample = cold_start.check_record({**BASE, "cot": cot, **extra})
+    assert got == reason
+    if reason is None:
+        assert sample["response"].startswith("<think>") and sample["response"].endswith("</answer>")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("According to the description, there are 3.", "Looking at the image, there are 3."),
+        ("The description says 3 circles.", "The image shows 3 circles."),
+        ("Wait, the description lists 4.", "Wait, the image shows 4."),
+        ("As described above, yes.", "As shown above, yes."),
+    ],
+)
+def test_word_replacement(text, expected):
+    assert cold_start.replace_words(text) == expected
+
+
+def test_rerun_skips_finished_ids(tmp_path):
+    oracle = teachers.OracleTeacher(0.0)
+    rows = nano_rows(20)
+    cold_start.bridge(rows[:12], oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False)
+    stats = cold_start.bridge(rows, oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False)
+    assert (stats["done_before"], stats["written"]) == (12, 8)
+    lines = (tmp_path / "raw.jsonl").read_text().splitlines()
+    assert len(lines) == 20 and len({json.loads(x)["id"] for x in lines}) == 20
+
+
+KILL_SCRIPT = """
+import sys, time
+from visionr1 import cold_start, teachers
+sys.path.insert(0, {tests!r})
+from test_cold_start import nano_rows
+
+class Slow(teachers.OracleTeacher):
+    def complete(self, step, prompt, image=None, row=None):
+        time.sleep(0.01)
+        return super().complete(step, prompt, image, row)
+
+t = Slow(0.2)
+cold_start.bridge(nano_rows(80), t, t, "default", {out!r}, concurrency=4, progress=False)
+"""
+
+
+def test_sigkill_midway_then_rerun_loses_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "raw.jsonl"
+    script = KILL_SCRIPT.format(tests=os.path.dirname(__file__), out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 15):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = out.read_text().count("\n")
+    assert 15 <= n_before < 80, "the kill should land mid-way"
+    with out.open("ab") as f:  # the worst case: a write torn in the middle of a line
+        f.write(b'{"id": "cold_start-000079", "question": "How ma')
+    oracle = teachers.OracleTeacher(0.2)
+    stats = cold_start.bridge(nano_rows(80), oracle, oracle, "default", out, progress=False)
+    assert stats["done_before"] == n_before and stats["written"] == 80 - n_before
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]  # every line parses
+    assert sorted(ids) == sorted(r["id"] for r in nano_rows(80))  # nothing lost, nothing twice
+
+
+def test_export_loads_back_as_sharegpt(tmp_path):
+    src = tmp_path / "src"
+    samples = nano_task.build_splits(0, 10, 12, 10)["cold_start"]
+    path = nano_task.write_cold_start_source(samples, src)
+    rows = cold_start.load_source(path)
+    oracle = teachers.OracleTeacher(0.0)
+    cold_start.bridge(rows, oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False, base_dir=src)
+    kept, _ = cold_start.filter_records(cold_start.read_raw(tmp_path / "raw.jsonl"))
+    exp = cold_start.export(kept, tmp_path / "cold", image_root=src)
+    back = loaders.load_sharegpt(tmp_path / "cold", "vision_r1_cold_nano", verify_images=True)
+    assert len(back) == len(kept) == 12 and back.report.bad_rows == 0
+    assert back[0]["messages"][0]["content"].startswith("<image>")
+    sft = [json.loads(x) for x in open(exp["sft_rows"])]
+    assert sft[0]["messages"][1]["content"] == kept[0]["response"]
+
+
+def test_load_source_names_the_bad_line(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"id": "a", "image": "a.png", "question": "q", "answer": "1"}\n{"id": "b", "question": "q"}\n')
+    with pytest.raises(ValueError, match=r"s.jsonl:2: row lacks image, answer"):
+        cold_start.load_source(p)
+
+
+def test_unknown_prompt_set_names_the_available_ones():
+    with pytest.raises(ValueError, match="unknown prompt set 'nope'; available: default"):
+        cold_start.load_prompts("nope")
