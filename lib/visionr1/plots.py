@@ -38,7 +38,7 @@ def grouped_bars(ax, series: dict[str, dict[str, float]], title: str, ylabel: st
         vals = [series[name].get(c, 0.0) for c in cats]
         ax.bar(xs, vals, w, label=name)
         for x, v in zip(xs, vals):
-            ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6)
+            ax.text(x, v, f"{v:.2f}" if v % 1 else f"{v:.0f}", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right", fontsize=7)
     ax.set_title(title, fontsize=10)
     ax.set_ylabel(ylabel)

@@ -84,8 +84,13 @@ class OracleTeacher(Teacher):
             v = value + (1 if value == 0 or rng.random() < 0.5 else -1) if i == miscounted else value
             seen.append(v)
             lines.append(f"{name}{v}.")
-            if rng.random() < 0.5:
+            r = rng.random()
+            if r < 0.4:
                 lines.append(f"Wait, let me recount the {name}: {name}{v}. Yes.")
+            elif r < 0.55:
+                lines.append(f"Alternatively, counting column by column: {name}{v}. Same.")
+            elif r < 0.65:
+                lines.append(f"Let me check the {name} once more: {name}{v}. No mistake.")
         result = self._combine(row, seen)
         lines.append(self._arithmetic(row, seen, result))
         lines.append(f"So the result is {result}.")
