@@ -4,6 +4,7 @@
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check DIR                                                validate a dataset folder
   params PARAMS... [--set k=v]                                  print the resolved params
+  preflight PARAMS... [--gpu-gib G]                             check SFT data length and memory before training
   score FILE [-o OUT]                                           grade a MathVista-format prediction file
   lab [JUPYTER ARGS]                                            JupyterLab with caches kept in .cache/
 """
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         return main_data_check(rest[1:])
     if cmd == "params":
         return params_main(rest)
+    if cmd == "preflight":
+        from visionr1.sft import preflight_main
+
+        return preflight_main(rest)
     if cmd == "score":
         from visionr1.scoring import main as score_main
 

@@ -359,6 +359,11 @@ def read_jsonl(path: str | Path) -> list[Sample]:
         return [sample_from_record(json.loads(line)) for line in f if line.strip()]
 
 
+def scene_counts(scene: Scene) -> dict[str, int]:
+    """Shapes per colour and per kind: what the oracle's CoT lists first (the base model's count caption)."""
+    return {**{c: scene.count(color=c) for c in COLORS}, **{k: scene.count(shape=k) for k in SHAPES}}
+
+
 def write_cold_start_source(samples: list[Sample], out_dir: str | Path) -> Path:
     """The cold-start source set: images as PNG files plus `source.jsonl` rows of
     {id, image (relative path), question, answer, description, qtype, level, facts}."""
@@ -370,7 +375,8 @@ def write_cold_start_source(samples: list[Sample], out_dir: str | Path) -> Path:
             s.image.save(out / rel)
             f.write(json.dumps({"id": s.id, "image": rel, "question": s.question, "answer": s.answer,
                                 "description": s.scene.description(), "qtype": s.qtype,
-                                "level": s.level, "choices": s.choices, "facts": s.facts}) + "\n")
+                                "level": s.level, "choices": s.choices, "facts": s.facts,
+                                "counts": scene_counts(s.scene)}) + "\n")
     return out / "source.jsonl"
 
 

@@ -79,7 +79,12 @@ class OracleTeacher(Teacher):
         facts = self._facts(row)
         miscounted = rng.randrange(len(facts)) if error in ("miscount", "contradiction") else None
         seen = []
-        lines = ["Okay, let's see. The description lists the cells row by row, so I count what the question needs."]
+        counts = row.get("counts") or {}
+        overview = (" ".join(f"{c}{counts[c]}" for c in ("red", "green", "blue") if c in counts) + ", "
+                    + " ".join(f"{s}{counts[s]}" for s in ("circle", "square", "triangle") if s in counts) + ".")
+        lines = ["Okay, let's see. The description lists the cells row by row, so I count them by colour and shape: "
+                 + overview if counts else
+                 "Okay, let's see. The description lists the cells row by row, so I count what the question needs."]
         for i, (name, value) in enumerate(facts):
             v = value + (1 if value == 0 or rng.random() < 0.5 else -1) if i == miscounted else value
             seen.append(v)

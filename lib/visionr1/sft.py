@@ -1,0 +1,474 @@
+"""Cold-start SFT (RECIPE §3): Qwen2.5-VL on cold-start CoT data with TRL's SFTTrainer -> the CI model.
+
+Data: the set 01_cold_start_data exported (`cold/sft.jsonl`), or a LLaMA-Factory folder such as the
+released Vision-R1-cold (both sharegpt dialects, images by relative path, `<image>` anywhere in a
+turn), read with visionr1.loaders. Loss on assistant tokens only: each assistant turn becomes a
+prompt/completion sample (`split_turns`). Images are resized by the processor within min/max pixels. A sample whose
+image + text tokens exceed the cutoff is dropped and counted, never cut off (a cut CoT would teach
+the model to stop before its answer).
+
+Methods: full fine-tune, LoRA (PEFT), or unsloth (GPU only; imported only when chosen).
+One process in the notebook kernel (CPU or one GPU), or `accelerate launch` with a DeepSpeed config
+shipped in visionr1/configs/ for several GPUs: `python -m visionr1.sft PARAMS_JSON` is the entry
+point both use. Per-step loss, learning rate and grad norm go to metrics.jsonl (and W&B).
+Checkpoints include the processor. Resuming loads the checkpoint's weights with from_pretrained
+before handing resume_from_checkpoint to the trainer: transformers' own resume restores optimizer
+and step but not Qwen2.5-VL's weights (PLATFORM.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from visionr1 import loaders, tiny_model
+
+
+@dataclass
+class SFTParams:
+    model: str                      # base model folder or hub name
+    data: str                       # sft.jsonl, or a folder with dataset_info.json
+    output_dir: str
+    datasets: list[str] = field(default_factory=list)  # dataset_info.json entries (folder data)
+    method: str = "full"            # full | lora | unsloth
+    learning_rate: float = 5e-6
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    epochs: float = 2.0
+    max_steps: int = -1
+    batch_size: int = 1
+    grad_accum: int = 4
+    cutoff_len: int = 16384
+    min_pixels: int = 3136
+    max_pixels: int = 12845056
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    lora_r: int = 64
+    lora_alpha: int = 128
+    lora_dropout: float = 0.05
+    save_steps: int = 500
+    save_total_limit: int = 2
+    logging_steps: int = 1
+    seed: int = 0
+    report_to: str = "none"         # "wandb" mirrors the metrics (offline by default)
+    resume: bool = True             # resume from the newest checkpoint in output_dir when there is one
+    deepspeed: str | None = None    # path of a DeepSpeed config (multi-GPU)
+    run_name: str = "sft"
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "SFTParams":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+def to_multimodal(messages: list[dict], n_images: int, where: str) -> list[dict]:
+    """sharegpt-style messages with `<image>` placeholders -> TRL's content lists, an image part
+    at each placeholder (anywhere in a turn). The placeholder count must equal `n_images`."""
+    out, seen = [], 0
+    for m in messages:
+        text = m["content"]
+        parts = []
+        pieces = text.split(loaders.IMAGE_TAG)
+        for i, piece in enumerate(pieces):
+            if i > 0:
+                parts.append({"type": "image"})
+                seen += 1
+            if piece:
+                parts.append({"type": "text", "text": piece})
+        out.append({"role": m["role"], "content": parts})
+    if seen != n_images:
+        raise ValueError(f"{where}: {seen} <image> tags for {n_images} images")
+    return out
+
+
+def load_rows(data: str | Path, datasets: list[str] | None = None, max_bad_fraction: float = 0.01) -> list[dict]:
+    """Rows {id, images: [path], messages: [{role, content}]} from sft.jsonl or a sharegpt folder."""
+    data = Path(data)
+    if data.is_dir():
+        info = loaders.load_dataset_info(data)
+        names = datasets or list(info)
+        rows = []
+        for name in names:
+            rows += list(loaders.load_sharegpt(data, name, max_bad_fraction=max_bad_fraction))
+        return rows
+    if not data.is_file():
+        raise FileNotFoundError(f"SFT data not found: {data}")
+    rows = []
+    for i, line in enumerate(data.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{data}:{i}: not valid JSON ({e})") from None
+    return rows
+
+
+def image_tokens(processor, path: str) -> int:
+    """Merged vision tokens of one image after the processor's resize (no pixels decoded)."""
+    from PIL import Image
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    ip = processor.image_processor
+    with Image.open(path) as im:
+        w, h = im.size
+    factor = ip.patch_size * ip.merge_size
+    size = ip.size if isinstance(ip.size, dict) else dict(ip.size)
+    rh, rw = smart_resize(h, w, factor=factor, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+    return (rh // factor) * (rw // factor)
+
+
+def split_turns(msgs: list[dict], images: list) -> list[dict]:
+    """One prompt/completion sample per assistant turn: the prompt is every turn before it (with
+    the images its placeholders name), the completion that turn. Loss then falls on every
+    assistant token and nothing else (TRL's assistant-only mask for vision data needs transformers
+    >= 5.18, which vLLM 0.31 does not allow)."""
+    out = []
+    for j, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        prompt = msgs[:j]
+        n_img = sum(1 for t in prompt for part in t["content"] if part.get("type") == "image")
+        out.append({"images": list(images[:n_img]), "prompt": prompt, "completion": [m]})
+    return out
+
+
+def sample_length(processor, sample: dict) -> int:
+    """Tokens of one prompt/completion sample as trained: template text plus its image tokens."""
+    text = processor.apply_chat_template(sample["prompt"] + sample["completion"], tokenize=False)
+    n_text = len(processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+    return n_text + sum(image_tokens(processor, p) - 1 for p in sample["images"])  # pad token counted once
+
+
+def prepare(rows: list[dict], processor, cutoff_len: int) -> tuple[list[dict], Counter, list[int]]:
+    """TRL prompt/completion samples {images: [path], prompt, completion}; a sample over the cutoff
+    (or with a tag/image mismatch) is dropped and counted. Returns (samples, drops, lengths)."""
+    kept, drops, lengths = [], Counter(), []
+    for row in rows:
+        where = row.get("source") or row.get("id", "?")
+        try:
+            msgs = to_multimodal(row["messages"], len(row["images"]), where)
+        except ValueError:
+            drops["image_tag_mismatch"] += 1
+            continue
+        for sample in split_turns(msgs, row["images"]):
+            n = sample_length(processor, sample)
+            if n > cutoff_len:
+                drops["over_cutoff"] += 1
+                continue
+            kept.append(sample)
+            lengths.append(n)
+    return kept, drops, lengths
+
+
+def to_dataset(rows: list[dict]):
+    """A datasets.Dataset whose `images` column decodes to PIL images on access."""
+    import datasets
+
+    ds = datasets.Dataset.from_list([{"images": r["images"], "prompt": json.dumps(r["prompt"]),
+                                      "completion": json.dumps(r["completion"])} for r in rows])
+    ds = ds.cast_column("images", datasets.Sequence(datasets.Image()))
+    return ds.map(lambda r: {"prompt": json.loads(r["prompt"]), "completion": json.loads(r["completion"])},
+                  desc="decode turns")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+def newest_checkpoint(output_dir: str | Path) -> Path | None:
+    cks = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return cks[-1] if cks else None
+
+
+class MetricsJsonl:
+    """A TrainerCallback writing loss, learning rate and grad norm of every logged step to JSONL."""
+
+    def __new__(cls, path: Path):
+        from transformers import TrainerCallback
+
+        class _CB(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and state.is_world_process_zero:
+                    rec = {"step": state.global_step, "epoch": state.epoch, "time": time.time(),
+                           **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+                    with path.open("a") as f:
+                        f.write(json.dumps(rec) + "\n")
+
+        return _CB()
+
+
+def trainer_class():
+    """TRL's SFTTrainer; on machines without Triton (the CPU stack) a subclass computing the loss
+    with the model's own cross-entropy, because TRL 1.15 computes it with a Triton kernel only."""
+    from trl import SFTTrainer
+    from trl.trainer import utils as trl_utils
+
+    if getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None:
+        return SFTTrainer
+    from transformers import Trainer
+
+    class SFTTrainerWithoutTriton(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return SFTTrainerWithoutTriton
+
+
+def load_model_for(p: SFTParams, source: str):
+    import torch
+
+    if p.method == "unsloth":
+        import unsloth  # noqa: F401 - GPU only; imported only when chosen
+        from unsloth import FastVisionModel
+
+        model, _ = FastVisionModel.from_pretrained(source, load_in_4bit=False, use_gradient_checkpointing="unsloth")
+        return FastVisionModel.get_peft_model(model, r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
+                                              finetune_vision_layers=False)
+    model = tiny_model.load_model(source, dtype=torch.bfloat16 if p.bf16 else torch.float32)
+    if p.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        cfg = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout, task_type="CAUSAL_LM",
+                         target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+        model = get_peft_model(model, cfg)
+    elif p.method != "full":
+        raise ValueError(f"sft method must be full, lora or unsloth, got {p.method!r}")
+    return model
+
+
+def train(p: SFTParams, log=print) -> dict:
+    """Train and save the CI model to `output_dir/final`; returns a summary."""
+    from trl import SFTConfig
+
+    out = Path(p.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
+    rows, drops, lengths = prepare(load_rows(p.data, p.datasets), processor, p.cutoff_len)
+    if not rows:
+        raise ValueError(f"no SFT sample left from {p.data} (drops: {dict(drops)})")
+    log(f"SFT data: {len(rows)} samples, dropped {dict(drops)}; tokens per sample max {max(lengths)}, "
+        f"mean {sum(lengths) / len(lengths):.0f}")
+    resume = newest_checkpoint(out) if p.resume else None
+    # transformers' resume does not restore Qwen2.5-VL weights: load them from the checkpoint
+    model = load_model_for(p, str(resume) if resume and p.method == "full" else p.model)
+    if resume and p.method == "lora":
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
+    cfg = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=p.batch_size, gradient_accumulation_steps=p.grad_accum,
+        learning_rate=p.learning_rate, lr_scheduler_type=p.lr_scheduler, warmup_steps=p.warmup_ratio,  # < 1: a ratio (transformers 5)
+       
+        num_train_epochs=p.epochs, max_steps=p.max_steps, bf16=p.bf16, logging_steps=p.logging_steps,
+        save_steps=p.save_steps, save_total_limit=p.save_total_limit, seed=p.seed, report_to=p.report_to,
+        run_name=p.run_name, max_length=None, completion_only_loss=True, gradient_checkpointing=p.gradient_checkpointing,
+        remove_unused_columns=False, dataloader_num_workers=0, deepspeed=p.deepspeed, disable_tqdm=False,
+    )
+    trainer = trainer_class()(model=model, args=cfg, train_dataset=to_dataset(rows), processing_class=processor,
+                         callbacks=[MetricsJsonl(out / "metrics.jsonl")])
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    seconds = time.perf_counter() - t0
+    final = out / "final"
+    trainer.save_model(str(final))
+    processor.save_pretrained(str(final))
+    if p.method == "lora":  # merged weights load like any model in the later stages
+        model.merge_and_unload().save_pretrained(str(final))
+    steps = max(1, trainer.state.global_step - (int(resume.name.split("-")[1]) if resume else 0))
+    summary = {"samples": len(rows), "drops": dict(drops), "tokens_max": max(lengths),
+               "tokens_mean": round(sum(lengths) / len(lengths), 1), "steps": trainer.state.global_step,
+               "train_seconds": round(seconds, 1), "s_per_step": round(seconds / steps, 3),
+               "train_loss": result.training_loss, "resumed_from": str(resume) if resume else None,
+               "final_model": str(final)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Pre-flight
+# ---------------------------------------------------------------------------------------------
+GIB = 2**30
+
+
+def estimate_memory_gib(n_params: float, method: str, zero_stage: int, n_gpus: int, batch: int, seq_len: int,
+                        hidden: int, layers: int, gradient_checkpointing: bool, offload: bool = False) -> dict:
+    """Per-GPU memory estimate (bf16 weights, fp32 Adam states and master weights), GiB.
+
+    Weights 2 B/param; full FT adds grads 2 B and Adam + master 12 B per trainable param, sharded
+    across GPUs by ZeRO stage (1: optimizer, 2: + grads, 3: + weights); LoRA trains ~1% of params.
+    Activations ~ batch x seq x hidden x layers x (34 B without, 2 B with gradient checkpointing).
+    """
+    trainable = n_params * (0.01 if method in ("lora", "unsloth") else 1.0)
+    shard = lambda x, stage: x / n_gpus if zero_stage >= stage else x  # noqa: E731
+    weights = shard(2 * n_params, 3)
+    grads = shard(2 * trainable, 2)
+    optim = 0.0 if offload else shard(12 * trainable, 1)
+    acts = batch * seq_len * hidden * layers * (2 if gradient_checkpointing else 34)
+    total = (weights + grads + optim + acts) * 1.1 + 1.5 * GIB  # +10% fragmentation, CUDA context
+    return {k: round(v / GIB, 1) for k, v in
+            {"weights": weights, "grads": grads, "optimizer": optim, "activations": acts, "total": total}.items()}
+
+
+def preflight(p: SFTParams, gpu_gib: float | None, n_gpus: int, zero_stage: int, offload: bool = False) -> dict:
+    """Token lengths against the cutoff and the model's maximum, and a memory estimate; raises
+    ValueError with every problem found instead of an OOM or a silent cut hours later."""
+    from transformers import AutoConfig
+
+    processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
+    cfg = AutoConfig.from_pretrained(p.model)
+    text_cfg = getattr(cfg, "text_config", cfg)
+    max_pos = text_cfg.max_position_embeddings
+    rows = load_rows(p.data, p.datasets)
+    over, lengths = [], []
+    for row in rows:
+        msgs = to_multimodal(row["messages"], len(row["images"]), row.get("source") or row.get("id", "?"))
+        for sample in split_turns(msgs, row["images"]):
+            n = sample_length(processor, sample)
+            lengths.append(n)
+            if n > min(p.cutoff_len, max_pos):
+                over.append((row.get("source") or row.get("id", "?"), n))
+    n_params = _param_count(cfg)
+    mem = estimate_memory_gib(n_params, p.method, zero_stage, n_gpus, p.batch_size, min(max(lengths), p.cutoff_len),
+                              text_cfg.hidden_size, text_cfg.num_hidden_layers, p.gradient_checkpointing, offload)
+    report = {"samples": len(rows), "tokens_max": max(lengths), "tokens_mean": round(sum(lengths) / len(lengths), 1),
+              "cutoff_len": p.cutoff_len, "model_max_positions": max_pos, "over_cutoff": len(over),
+              "over_cutoff_examples": over[:10], "params": n_params, "memory_gib": mem, "gpu_gib": gpu_gib}
+    problems = []
+    if p.cutoff_len > max_pos:
+        problems.append(f"cutoff_len {p.cutoff_len} exceeds the model's max_position_embeddings {max_pos}")
+    if over:
+        problems.append(f"{len(over)} of {len(rows)} samples exceed {min(p.cutoff_len, max_pos)} tokens "
+                        f"(they would be dropped), e.g. " + ", ".join(f"{w}: {n}" for w, n in over[:5]))
+    if gpu_gib is not None and mem["total"] > gpu_gib:
+        problems.append(f"estimated {mem['total']} GiB per GPU > {gpu_gib} GiB available ({p.method}, ZeRO-{zero_stage}, "
+                        f"{n_gpus} GPUs, batch {p.batch_size}); try ZeRO-3, CPU offload, LoRA or gradient checkpointing")
+    report["problems"] = problems
+    return report
+
+
+def _param_count(cfg) -> int:
+    t = getattr(cfg, "text_config", cfg)
+    v = getattr(cfg, "vision_config", None)
+    h, L, inter, vocab = t.hidden_size, t.num_hidden_layers, t.intermediate_size, t.vocab_size
+    kv = h * t.num_key_value_heads // t.num_attention_heads
+    text = L * (2 * h * h + 2 * h * kv + 3 * h * inter) + vocab * h * (1 if cfg.tie_word_embeddings else 2)
+    vis = 0
+    if v is not None:
+        vis = v.depth * (4 * v.hidden_size**2 + 3 * v.hidden_size * v.intermediate_size) + \
+            (v.hidden_size * 4) ** 2 + v.hidden_size * 4 * v.out_hidden_size
+    return int(text + vis)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m visionr1.sft PARAMS_JSON`: the entry point `accelerate launch` runs."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m visionr1.sft PARAMS_JSON", file=sys.stderr)
+        return 2
+    summary = train(SFTParams.from_json(argv[0]))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------------
+# From the notebook's params; multi-GPU launch; the preflight command
+# ---------------------------------------------------------------------------------------------
+DEEPSPEED_CONFIGS = ("zero2", "zero3", "zero3_offload")
+
+
+def deepspeed_config(name: str) -> str:
+    """Path of a DeepSpeed config shipped in visionr1/configs/ (zero2, zero3, zero3_offload)."""
+    from importlib import resources
+
+    if name not in DEEPSPEED_CONFIGS:
+        raise ValueError(f"sft_deepspeed must be one of {', '.join(DEEPSPEED_CONFIGS)}, got {name!r}")
+    return str(resources.files("visionr1") / "configs" / f"{name}.json")
+
+
+def params_from_values(v: dict) -> SFTParams:
+    """SFTParams from 02_cold_start_sft's params (a dict of its declared keys). The model defaults
+    to 00_data's base model, the data to 01's exported sft.jsonl, in the same run folder."""
+    from visionr1 import env
+
+    run = env.run_dir(v["output_root"], v["run_name"])
+    model = v["sft_model"]
+    if model is None:
+        m = run / "00_data" / "metrics.json"
+        if not m.exists():
+            raise FileNotFoundError(f"{m} not found: run 00_data first, or set sft_model")
+        model = json.loads(m.read_text())["base_model_path"]
+    data = v["sft_data"] or str(run / "01_cold_start_data" / "cold" / "sft.jsonl")
+    multi = v["sft_num_gpus"] > 1
+    return SFTParams(
+        model=model, data=data, output_dir=str(run / "02_cold_start_sft"), datasets=list(v["sft_datasets"]),
+        method=v["sft_method"], learning_rate=v["sft_learning_rate"], lr_scheduler=v["sft_lr_scheduler"],
+        warmup_ratio=v["sft_warmup_ratio"], epochs=v["sft_epochs"], max_steps=v["sft_max_steps"],
+        batch_size=v["sft_batch_size"], grad_accum=v["sft_grad_accum"], cutoff_len=v["sft_cutoff_len"],
+        min_pixels=v["sft_min_pixels"], max_pixels=v["sft_max_pixels"], bf16=v["sft_bf16"],
+        gradient_checkpointing=v["sft_gradient_checkpointing"], lora_r=v["sft_lora_r"], lora_alpha=v["sft_lora_alpha"],
+        save_steps=v["sft_save_steps"], seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
+        deepspeed=deepspeed_config(v["sft_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/02_cold_start_sft")
+
+
+def launch_command(params_json: str | Path, num_gpus: int) -> list[str]:
+    """`accelerate launch` of the entry point on `num_gpus` processes (DeepSpeed from the params)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_gpus),
+            "--num_machines", "1", "--mixed_precision", "bf16", "-m", "visionr1.sft", str(params_json)]
+
+
+def launch(params_json: str | Path, num_gpus: int, log=print) -> None:
+    """Run the multi-GPU training as a subprocess, streaming its log; raise on failure."""
+    import subprocess
+
+    cmd = launch_command(params_json, num_gpus)
+    log("launching: " + " ".join(cmd))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            log(line.rstrip())
+    if proc.returncode:
+        raise RuntimeError(f"accelerate launch exited with {proc.returncode}: {' '.join(cmd)}")
+
+
+def preflight_main(argv: list[str]) -> int:
+    """`python -m visionr1 preflight PARAMS... [--set k=v] [--gpu-gib G]`: 02's data against the
+    cutoff and the model's maximum length, and a per-GPU memory estimate; exit 1 on a problem."""
+    import argparse
+
+    from visionr1 import env
+    from visionr1.params import ParamsError, declarations, resolve
+    from visionr1.runner import stage_notebooks
+
+    ap = argparse.ArgumentParser(prog="python -m visionr1 preflight", description=preflight_main.__doc__)
+    ap.add_argument("params", nargs="*")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--gpu-gib", type=float, default=None, help="memory of one GPU (default: sft_preflight_gpu_gib)")
+    args = ap.parse_args(argv)
+    env.setup_environment()
+    try:
+        r = resolve(args.params, args.sets, declarations(stage_notebooks(env.NOTEBOOKS_DIR)))
+        p = params_from_values(r.values)
+    except (ParamsError, FileNotFoundError) as e:
+        print(f"preflight: {e}", file=sys.stderr)
+        return 2
+    v = r.values
+    stage = {"zero2": 2, "zero3": 3, "zero3_offload": 3}[v["sft_deepspeed"]] if v["sft_num_gpus"] > 1 else 0
+    rep = preflight(p, args.gpu_gib if args.gpu_gib is not None else v["sft_preflight_gpu_gib"], v["sft_num_gpus"],
+                    stage, offload=v["sft_deepspeed"] == "zero3_offload")
+    print(f"samples {rep['samples']}, tokens max {rep['tokens_max']} mean {rep['tokens_mean']} "
+          f"(cutoff {rep['cutoff_len']}, model max {rep['model_max_positions']}); {rep['params'] / 1e9:.2f}B params; "
+          f"estimated per GPU: {rep['memory_gib']}")
+    for problem in rep["problems"]:
+        print("PROBLEM:", problem)
+    return 1 if rep["problems"] else 0

@@ -1,0 +1,111 @@
+"""Cold-start SFT: both sharegpt dialects, assistant-only labels, pre-flight, resume with weights."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from fixtures_released import THINK_3, THINK_A, THINK_B, write_sharegpt_fixture
+
+from visionr1 import nano_task, sft, tiny_model
+
+
+def digest(model) -> str:
+    h = hashlib.sha1()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode() + v.detach().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    return write_sharegpt_fixture(tmp_path_factory.mktemp("cold"), with_problems=False)
+
+
+def test_both_dialects_become_one_sample_per_assistant_turn(released, tiny_model_dir):
+    proc = tiny_model.load_processor(tiny_model_dir)
+    rows = sft.load_rows(released, ["vision_r1_llava_cot_full", "vision_r1_mulberry_sft_full"])
+    samples, drops, _ = sft.prepare(rows, proc, cutoff_len=4096)
+    assert not drops
+    # llava: 1 + 1 + 2 turns; mulberry: 1 + 2 turns
+    assert len(samples) == 7
+    two_round = [s for s in samples if len(s["prompt"]) == 3]  # user, gpt, user -> second answer
+    assert len(two_round) == 2
+    llava2 = two_round[0]
+    assert [p["type"] for p in llava2["prompt"][0]["content"]] == ["text", "image", "text", "image", "text"]
+    assert len(llava2["images"]) == 2 and llava2["completion"][0]["content"][0]["text"] == THINK_A
+    # mulberry's second image is named in the second user turn: only the second answer sees it
+    mul = [s for s in samples if any(THINK_3 == c["content"][0]["text"] for c in s["completion"])]
+    assert [len(s["images"]) for s in samples if s["completion"][0]["content"][0]["text"] == THINK_A][-1] == 2
+    assert mul and all(len(s["images"]) == 1 for s in mul)
+
+
+def test_labels_cover_exactly_the_assistant_turn(released, tiny_model_dir):
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    proc = tiny_model.load_processor(tiny_model_dir)
+    samples, _, _ = sft.prepare(sft.load_rows(released, ["vision_r1_llava_cot_full"]), proc, cutoff_len=4096)
+    ds = sft.to_dataset(samples[:2])
+    batch = DataCollatorForVisionLanguageModeling(proc, completion_only_loss=True)([ds[0], ds[1]])
+    for i in range(2):
+        labels = batch["labels"][i]
+        decoded = proc.tokenizer.decode(labels[labels != -100])
+        assert decoded.strip() == THINK_B + "<|im_end|>"  # the answer and its end token, nothing else
+
+
+def test_over_long_samples_are_dropped_and_counted(released, tiny_model_dir):
+    proc = tiny_model.load_processor(tiny_model_dir)
+    rows = sft.load_rows(released, ["vision_r1_llava_cot_full"])
+    rows[0]["messages"][1]["content"] = THINK_B + " Wait," * 3000
+    samples, drops, lengths = sft.prepare(rows, proc, cutoff_len=1024)
+    assert drops["over_cutoff"] == 1 and max(lengths) <= 1024
+
+
+def test_preflight_names_the_over_long_sample(released, tiny_model_dir, tmp_path):
+    data = tmp_path / "sft.jsonl"
+    img = str(released / "llava_cot_images" / "0.png")
+    rows = [{"id": "short", "images": [img], "messages": [{"role": "user", "content": "<image>Q"},
+                                                          {"role": "assistant", "content": THINK_B}]},
+            {"id": "too-long", "images": [img], "messages": [{"role": "user", "content": "<image>Q"},
+                                                             {"role": "assistant", "content": "Wait, " * 2000}]}]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "o"), cutoff_len=512)
+    rep = sft.preflight(p, gpu_gib=None, n_gpus=1, zero_stage=0)
+    assert rep["over_cutoff"] == 1 and "too-long" in rep["problems"][0]
+    # the memory estimate fails clearly when the model cannot fit
+    rep = sft.preflight(p, gpu_gib=0.001, n_gpus=1, zero_stage=0)
+    assert any("GiB per GPU" in x for x in rep["problems"])
+
+
+def test_memory_estimate_for_7b_matches_known_setups():
+    seven_b = 8.3e9
+    full = sft.estimate_memory_gib(seven_b, "full", zero_stage=3, n_gpus=8, batch=1, seq_len=16384,
+                                   hidden=3584, layers=28, gradient_checkpointing=True)
+    single = sft.estimate_memory_gib(seven_b, "full", zero_stage=0, n_gpus=1, batch=1, seq_len=16384,
+                                     hidden=3584, layers=28, gradient_checkpointing=True)
+    lora = sft.estimate_memory_gib(seven_b, "lora", zero_stage=0, n_gpus=1, batch=1, seq_len=4096,
+                                   hidden=3584, layers=28, gradient_checkpointing=True)
+    assert full["total"] < 80 < single["total"]  # ZeRO-3 on 8x80GB fits; one GPU does not
+    assert lora["total"] < 40  # LoRA on one GPU fits
+
+
+def test_resume_restores_the_checkpoint_weights(tmp_path, tiny_model_dir):
+    src = nano_task.write_cold_start_source(nano_task.build_splits(0, 5, 16, 5)["cold_start"], tmp_path / "src")
+    rows = [json.loads(x) for x in src.read_text().splitlines()]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"id": r["id"], "images": [str(tmp_path / "src" / r["image"])], "messages": [
+        {"role": "user", "content": "<image>" + r["question"]},
+        {"role": "assistant", "content": f"<think> x </think><answer> {r['answer']} </answer>"}]}) for r in rows))
+    p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "run"), learning_rate=1e-2,
+                      max_steps=4, batch_size=4, grad_accum=1, save_steps=4, cutoff_len=1024, max_pixels=50176)
+    first = sft.train(p, log=lambda *a: None)
+    ck = tmp_path / "run" / "checkpoint-4"
+    assert (ck / "processor_config.json").exists() and (ck / "tokenizer.json").exists()  # checkpoints carry the processor
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count('"grad_norm"') == 4  # loss, lr, grad norm per step
+    trained = digest(tiny_model.load_model(first["final_model"]))
+    assert trained != digest(tiny_model.load_model(tiny_model_dir))
+    # a rerun finds checkpoint-4, loads its weights and has no step left: the result is those weights
+    again = sft.train(p, log=lambda *a: None)
+    assert again["resumed_from"].endswith("checkpoint-4")
+    assert digest(tiny_model.load_model(again["final_model"])) == trained
