@@ -54,3 +54,14 @@ def test_cold_start_stage_filters_and_exports(smoke_run):
     assert m["reflection_words"]["kept CoT (generated)"]["Wait"] > 0
     cold = run_dir / "01_cold_start_data" / "cold"
     assert (cold / "dataset_info.json").exists() and (cold / "sft.jsonl").read_text().count("\n") == m["kept"]
+
+
+def test_sft_stage_trains_and_records_figures(smoke_run):
+    run_dir, _ = smoke_run
+    m = json.loads((run_dir / "02_cold_start_sft" / "metrics.json").read_text())
+    assert m["steps"] == 30 and m["eval_samples"] == 40
+    for key in ("format_rate", "accuracy", "base_accuracy", "s_per_step", "peak_rss_gib"):
+        assert isinstance(m[key], (int, float)), key
+    steps = (run_dir / "02_cold_start_sft" / "metrics.jsonl").read_text().count('"loss"')
+    assert steps >= 30 and (run_dir / "02_cold_start_sft" / "final" / "processor_config.json").exists()
+    assert (run_dir / "02_cold_start_sft" / "loss.png").exists()

@@ -109,3 +109,12 @@ def test_resume_restores_the_checkpoint_weights(tmp_path, tiny_model_dir):
     again = sft.train(p, log=lambda *a: None)
     assert again["resumed_from"].endswith("checkpoint-4")
     assert digest(tiny_model.load_model(again["final_model"])) == trained
+
+
+def test_resume_with_changed_params_is_refused(tmp_path, tiny_model_dir):
+    out = tmp_path / "run"
+    (out / "checkpoint-2").mkdir(parents=True)
+    p = sft.SFTParams(model=str(tiny_model_dir), data="unused.jsonl", output_dir=str(out), learning_rate=1e-3)
+    (out / "trained_with.json").write_text(json.dumps({"learning_rate": 5e-4}))
+    with pytest.raises(ValueError, match="checkpoint-2 trained with other params .*learning_rate"):
+        sft.train(p)

@@ -249,13 +249,23 @@ def train(p: SFTParams, log=print) -> dict:
 
     out = Path(p.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    resume = newest_checkpoint(out) if p.resume else None
+    # a checkpoint made with other training params must not be silently continued
+    fingerprint = {k: v for k, v in asdict(p).items() if k not in ("resume", "save_steps", "save_total_limit",
+                                                                    "logging_steps", "report_to", "deepspeed")}
+    stamp = out / "trained_with.json"
+    if resume and stamp.exists() and json.loads(stamp.read_text()) != fingerprint:
+        old = json.loads(stamp.read_text())
+        changed = sorted(k for k in fingerprint if old.get(k) != fingerprint[k])
+        raise ValueError(f"{out} holds {resume.name} trained with other params ({', '.join(changed)} changed); "
+                         f"delete the folder to start over, or set the old values to resume")
+    stamp.write_text(json.dumps(fingerprint, indent=2))
     processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
     rows, drops, lengths = prepare(load_rows(p.data, p.datasets), processor, p.cutoff_len)
     if not rows:
         raise ValueError(f"no SFT sample left from {p.data} (drops: {dict(drops)})")
     log(f"SFT data: {len(rows)} samples, dropped {dict(drops)}; tokens per sample max {max(lengths)}, "
         f"mean {sum(lengths) / len(lengths):.0f}")
-    resume = newest_checkpoint(out) if p.resume else None
     # transformers' resume does not restore Qwen2.5-VL weights: load them from the checkpoint
     model = load_model_for(p, str(resume) if resume and p.method == "full" else p.model)
     if resume and p.method == "lora":
