@@ -12,7 +12,8 @@ import pytest
 from visionr1 import runner
 from visionr1.params import ParamsError
 
-PARAMS = 'run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\nfail: bool = False  # make stage 01 fail\n'
+PARAMS = ('run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\nfail: bool = False  # make stage 01 fail\n'
+          "skip_stages: list[str] = []  # stages to skip\n")
 
 
 def notebook(path, body):
@@ -83,3 +84,8 @@ def test_unknown_stage_is_refused():
 def test_cli_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "visionr1", "--help"], capture_output=True, text=True, check=True)
     assert "run PARAMS" in out.stdout and "data check" in out.stdout
+
+
+def test_skip_stages(stages, tmp_path):
+    assert run(stages, tmp_path, "--set", "skip_stages=[01_second]") == 0
+    assert (tmp_path / "out" / "t" / "log").read_text().split() == ["00", "02"]

@@ -143,6 +143,9 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         stage = nb.stem
         if stage not in selected:
             continue
+        if stage in resolved.values.get("skip_stages", []):
+            log(f"[{i + 1}/{len(nbs)}] {stage}: skipped (skip_stages)")
+            continue
         params = resolved.for_notebook(nb.name)
         h = _hash(params)
         prev = state.get(stage)
