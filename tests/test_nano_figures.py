@@ -1,0 +1,35 @@
+"""The nano run's figures (params/nano.yaml, stages 00-02): what each issue's "done when" asks.
+
+Slow (about 6 minutes on 2 cores once the nano base model is cached), so it runs once per suite.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from visionr1 import env
+
+
+@pytest.fixture(scope="module")
+def nano_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nano")
+    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/nano.yaml", "--set", f"output_root={out}"],
+                          cwd=env.PROJECT_ROOT, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "nano"
+
+
+def test_base_model_sees(nano_run):
+    m = json.loads((nano_run / "00_data" / "metrics.json").read_text())
+    assert m["base_direct_accuracy"] >= 2 * m["chance_accuracy"]
+    assert m["base_blank_image_accuracy"] < m["chance_accuracy"]  # the figure comes from the image
+
+
+def test_ci_model_follows_the_format_and_beats_chance(nano_run):
+    m = json.loads((nano_run / "02_cold_start_sft" / "metrics.json").read_text())
+    assert m["format_rate"] >= 0.9
+    assert m["accuracy"] >= m["chance_accuracy"] + 0.08  # 400 samples: about 3 standard errors
