@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from visionr1 import nano_base, nano_task, tiny_model
+from visionr1 import generation, nano_task, tiny_model
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
             t0 = time.perf_counter()
             model, proc = tiny_model.load_model(d), tiny_model.load_processor(d)
             load = time.perf_counter() - t0
-            enc = proc(text=[nano_base.chat_prompt(proc, sample.question)], images=[sample.image], return_tensors="pt")
+            enc = proc(text=[generation.chat_prompt(proc, sample.question)], images=[sample.image], return_tensors="pt")
             t0 = time.perf_counter()
             with torch.no_grad():
                 model.generate(**enc, max_new_tokens=16, min_new_tokens=16, do_sample=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from visionr1 import nano_task, tiny_model
+from visionr1 import generation, nano_task, tiny_model
 
 RECIPE_VERSION = 3  # bump when the pretraining code changes, so cached models are rebuilt
 CAPTION_PROMPT = "Describe the image."
@@ -59,11 +59,6 @@ class BaseParams:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def chat_prompt(processor, question: str) -> str:
-    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    return processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-
-
 class Encoded:
     """Pre-tokenized examples: ids, answer start, image-token types, and each scene's pixels
     (computed once per scene and shared by every example about it)."""
@@ -88,7 +83,7 @@ class Encoded:
                 pix.append(enc["pixel_values"])
                 grid_thw = enc["image_grid_thw"]
             n_img = int(grid_thw.prod()) // merge
-            text = chat_prompt(processor, prompt).replace("<|image_pad|>", "<|image_pad|>" * n_img)
+            text = generation.chat_prompt(processor, prompt).replace("<|image_pad|>", "<|image_pad|>" * n_img)
             p = tok(text, add_special_tokens=False)["input_ids"]
             t = tok(target, add_special_tokens=False)["input_ids"] + [end]
             self.ids.append(p + t)
@@ -138,27 +133,14 @@ def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random, capti
     return out
 
 
-@torch.no_grad()
 def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size: int = 64,
                    max_new_tokens: int = 6, progress: bool = False, blank: bool = False) -> list[str]:
     """Greedy short answers to each sample's question (no chain of thought). `blank=True` shows
     a white image instead (the control: a model that reads the image falls to chance)."""
-    model.eval()
-    tok = processor.tokenizer
-    side = tok.padding_side
-    tok.padding_side = "left"
-    out: list[str] = []
-    try:
-        for i in tqdm(range(0, len(samples), batch_size), desc="direct answers", disable=not progress):
-            chunk = samples[i:i + batch_size]
-            enc = processor(text=[chat_prompt(processor, s.question) for s in chunk],
-                            images=[_blank(s.image) if blank else s.image for s in chunk],
-                            return_tensors="pt", padding=True)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-            out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
-    finally:
-        tok.padding_side = side
-    return out
+    images = [_blank(s.image) if blank else s.image for s in samples]
+    out = generation.generate(model, processor, images, [s.question for s in samples], max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, progress=progress)
+    return [t.strip() for t in out]
 
 
 def _blank(img):
