@@ -141,6 +141,7 @@ def test_equivalence(pred, gold, kw, same):
     ],
 )
 def test_pathological_inputs_are_wrong_within_a_second(pred):
+    is_equivalent("\\sin(x)", "\\sin(x)+0")  # the worker process starts once per process (~0.3 s): not timed
     t0 = time.perf_counter()
     assert is_equivalent(pred, "\\sin(x)^{2}+\\cos(x)^{2}-1") is False
     assert time.perf_counter() - t0 < 1.0
@@ -225,3 +226,25 @@ def test_reward_set_strictness():
     assert lenient[0]([prefilled], answer=["4"]) == [1.0]
     with pytest.raises(ValueError, match="strictness"):
         rewards.reward_set("hfrrf", strictness="loose")
+
+
+@pytest.mark.parametrize(
+    "pred, gold, verdict",
+    [
+        ("x^2+2", "2+x^2", True),  # commuted sum
+        ("2x", "x \\cdot 2", True),  # implicit and explicit multiplication
+        ("x^2-4", "(x-2)(x+2)", True),  # factored form
+        ("\\frac{\\sqrt{2}}{2}", "\\sqrt{2}/2", True),  # nested frac and sqrt
+        ("2\\sqrt{3}", "\\sqrt{12}", True),  # surds
+        ("\\{1,2\\}", "\\{2,1\\}", True),  # sets of numbers, any order
+        ("\\{1,2\\}", "\\{1,2,3\\}", False),  # sets of different size
+        ("(1,2]", "[1,2)", False),  # intervals with other brackets
+        ("2\\pi", "2", False),  # pi is not 1
+        ("x+y", "2x", False),  # different expressions
+        ("\\frac{1}{0}", "1", None),  # undefined: left to math-verify
+        ("\\sin(x)", "1", None),  # functions: left to math-verify
+        ("x=2", "2", None),  # equations: left to math-verify
+    ],
+)
+def test_latex_fast_path(pred, gold, verdict):
+    assert grading.latex_fast_equal(pred, gold) is verdict
