@@ -152,3 +152,12 @@ def test_load_source_names_the_bad_line(tmp_path):
 def test_unknown_prompt_set_names_the_available_ones():
     with pytest.raises(ValueError, match="unknown prompt set 'nope'; available: default"):
         cold_start.load_prompts("nope")
+
+
+def test_hf_teacher_answers_with_and_without_an_image(tiny_model_dir):
+    t = teachers.make_teacher("hf", model_path=str(tiny_model_dir), max_tokens=8)
+    row = nano_rows(1)[0]
+    with_image = t.complete("pseudo_cot", "Describe the image.", row["image"], row)
+    text_only = t.complete("cot", "Think step by step.", None, row)
+    assert isinstance(with_image.text, str) and isinstance(text_only.text, str)
+    assert with_image.truncated  # a random tiny model does not stop within 8 tokens

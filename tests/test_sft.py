@@ -118,3 +118,19 @@ def test_resume_with_changed_params_is_refused(tmp_path, tiny_model_dir):
     (out / "trained_with.json").write_text(json.dumps({"learning_rate": 5e-4}))
     with pytest.raises(ValueError, match="checkpoint-2 trained with other params .*learning_rate"):
         sft.train(p)
+
+
+def test_lora_trains_and_merges(tmp_path, tiny_model_dir):
+    src = nano_task.write_cold_start_source(nano_task.build_splits(0, 5, 8, 5)["cold_start"], tmp_path / "src")
+    rows = [json.loads(x) for x in src.read_text().splitlines()]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"id": r["id"], "images": [str(tmp_path / "src" / r["image"])], "messages": [
+        {"role": "user", "content": "<image>" + r["question"]},
+        {"role": "assistant", "content": f"<think> x </think><answer> {r['answer']} </answer>"}]}) for r in rows))
+    p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "run"), method="lora",
+                      lora_r=4, lora_alpha=8, learning_rate=1e-2, max_steps=2, batch_size=4, grad_accum=1,
+                      save_steps=100, cutoff_len=1024, max_pixels=50176)
+    out = sft.train(p, log=lambda *a: None)
+    merged = tiny_model.load_model(out["final_model"])  # the merged model loads like any other
+    assert digest(merged) != digest(tiny_model.load_model(tiny_model_dir))
+    assert not any("lora" in k for k in merged.state_dict())

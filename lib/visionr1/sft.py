@@ -288,10 +288,12 @@ def train(p: SFTParams, log=print) -> dict:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final = out / "final"
-    trainer.save_model(str(final))
-    processor.save_pretrained(str(final))
-    if p.method == "lora":  # merged weights load like any model in the later stages
+    if p.method == "full":
+        trainer.save_model(str(final))
+    else:  # the adapter apart; the merged weights load like any model in the later stages
+        trainer.save_model(str(out / "adapter"))
         model.merge_and_unload().save_pretrained(str(final))
+    processor.save_pretrained(str(final))
     steps = max(1, trainer.state.global_step - (int(resume.name.split("-")[1]) if resume else 0))
     summary = {"samples": len(rows), "drops": dict(drops), "tokens_max": max(lengths),
                "tokens_mean": round(sum(lengths) / len(lengths), 1), "steps": trainer.state.global_step,
