@@ -57,6 +57,10 @@ def items() -> list[tuple]:
                         (f"2\\sqrt{{{c}}}", f"\\sqrt{{{4 * c}}}", True), (f"x^2-{c * c}", f"(x-{c})(x+{c})", True),
                         (f"\\pi/{c}", f"{180 // c}", False)]:
             out.append(("latex", f"{THINK}<answer>${p}$</answer>", g, None, t))
+    for c in (2, 3, 5, 7):  # beyond the hand-written fast path (functions, equations): math-verify decides
+        for p, g, t in [(f"\\sin^2({c}x)+\\cos^2({c}x)", "1", True), (f"x={c}", f"{c}", True),
+                        (f"\\log_{{{c}}}({c * c})", "2", True), (f"\\sin({c}x)", f"\\cos({c}x)", False)]:
+            out.append(("latex_other", f"{THINK}<answer>${p}$</answer>", g, None, t))
     for i in range(20):  # long free text (~30K characters) with the answer at the end
         v = rng.randrange(0, 100)
         p = v if i % 2 else v + 1

@@ -248,3 +248,18 @@ def test_reward_set_strictness():
 )
 def test_latex_fast_path(pred, gold, verdict):
     assert grading.latex_fast_equal(pred, gold) is verdict
+
+
+@pytest.mark.parametrize(
+    "expr, refused",
+    [
+        ("10^{10^{10^{10}}}", True),  # a tower in braces
+        ("2^2^2", True),  # a bare tower
+        ("2^{99999}", True),  # a 5-digit exponent
+        ("99999!", True),  # a 5-digit factorial
+        ("\\sin^2(2x)+\\cos^2(2x)", False),  # two powers side by side are no tower
+        ("x^2+y^2", False),  # an ordinary polynomial
+    ],
+)
+def test_pathological_filter(expr, refused):
+    assert bool(grading._PATHOLOGICAL.search(expr)) is refused

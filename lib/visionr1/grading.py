@@ -272,7 +272,7 @@ def gradeable(gold) -> bool:
 
 # inputs that blow sympy up and that no real answer has: exponent towers a^{b^{c}}, exponents or
 # factorials of 4+ digit numbers
-_PATHOLOGICAL = re.compile(r"\^\s*\{?[^{}^]{0,20}\^|\^\s*\{?\s*\d{4,}|\d{4,}\s*!")
+_PATHOLOGICAL = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\w{1,20}\s*\^|\^\s*\{?\s*\d{4,}|\d{4,}\s*!")
 
 
 def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
