@@ -18,6 +18,17 @@ def digest(model) -> str:
     return h.hexdigest()
 
 
+def write_nano_sft(tmp_path, n: int):
+    """An sft.jsonl of `n` nano questions with a minimal think/answer response each."""
+    src = nano_task.write_cold_start_source(nano_task.build_splits(0, 5, n, 5)["cold_start"], tmp_path / "src")
+    rows = [json.loads(x) for x in src.read_text().splitlines()]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"id": r["id"], "images": [str(tmp_path / "src" / r["image"])], "messages": [
+        {"role": "user", "content": "<image>" + r["question"]},
+        {"role": "assistant", "content": f"<think> x </think><answer> {r['answer']} </answer>"}]}) for r in rows))
+    return data
+
+
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     return write_sharegpt_fixture(tmp_path_factory.mktemp("cold"), with_problems=False)
@@ -91,12 +102,7 @@ def test_memory_estimate_for_7b_matches_known_setups():
 
 
 def test_resume_restores_the_checkpoint_weights(tmp_path, tiny_model_dir):
-    src = nano_task.write_cold_start_source(nano_task.build_splits(0, 5, 16, 5)["cold_start"], tmp_path / "src")
-    rows = [json.loads(x) for x in src.read_text().splitlines()]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("\n".join(json.dumps({"id": r["id"], "images": [str(tmp_path / "src" / r["image"])], "messages": [
-        {"role": "user", "content": "<image>" + r["question"]},
-        {"role": "assistant", "content": f"<think> x </think><answer> {r['answer']} </answer>"}]}) for r in rows))
+    data = write_nano_sft(tmp_path, 16)
     p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "run"), learning_rate=1e-2,
                       max_steps=4, batch_size=4, grad_accum=1, save_steps=4, cutoff_len=1024, max_pixels=50176)
     first = sft.train(p, log=lambda *a: None)
@@ -121,12 +127,7 @@ def test_resume_with_changed_params_is_refused(tmp_path, tiny_model_dir):
 
 
 def test_lora_trains_and_merges(tmp_path, tiny_model_dir):
-    src = nano_task.write_cold_start_source(nano_task.build_splits(0, 5, 8, 5)["cold_start"], tmp_path / "src")
-    rows = [json.loads(x) for x in src.read_text().splitlines()]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("\n".join(json.dumps({"id": r["id"], "images": [str(tmp_path / "src" / r["image"])], "messages": [
-        {"role": "user", "content": "<image>" + r["question"]},
-        {"role": "assistant", "content": f"<think> x </think><answer> {r['answer']} </answer>"}]}) for r in rows))
+    data = write_nano_sft(tmp_path, 8)
     p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "run"), method="lora",
                       lora_r=4, lora_alpha=8, learning_rate=1e-2, max_steps=2, batch_size=4, grad_accum=1,
                       save_steps=100, cutoff_len=1024, max_pixels=50176)
