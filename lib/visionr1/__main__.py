@@ -6,6 +6,8 @@
   params PARAMS... [--set k=v]                                  print the resolved params
   preflight PARAMS... [--gpu-gib G]                             check SFT data length and memory before training
   score FILE [-o OUT]                                           grade a MathVista-format prediction file
+  infer --model M --image IMG --prompt TEXT [--backend hf|vllm]  answer one image + prompt, streaming tokens
+  serve --model M [--port P] [--dry-run]                        OpenAI-compatible vLLM server
   lab [JUPYTER ARGS]                                            JupyterLab with caches kept in .cache/
 """
 
@@ -43,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         from visionr1.sft import preflight_main
 
         return preflight_main(rest)
+    if cmd == "infer":
+        from visionr1.infer import main as infer_main
+
+        return infer_main(rest)
+    if cmd == "serve":
+        from visionr1.infer import serve_main
+
+        return serve_main(rest)
     if cmd == "score":
         from visionr1.scoring import main as score_main
 
