@@ -81,10 +81,11 @@ class _KnownParameters(logging.Filter):
         return not record.getMessage().startswith("Passed unknown parameter")
 
 
+logging.getLogger("papermill").addFilter(_KnownParameters())
+
+
 def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
     import papermill
-
-    logging.getLogger("papermill").addFilter(_KnownParameters())
     from papermill.exceptions import PapermillExecutionError
 
     try:

@@ -102,7 +102,6 @@ class OracleTeacher(Teacher):
         final = self._final(row, result)
         if error == "contradiction":
             final = self._final(row, self._combine(row, [v for _, v in facts]))  # answer block disagrees
-            lines[-1] = f"So the result is {result}."
         if row.get("choices"):
             lines.append(f"Hmm, {result} is option ({self._letter(row, result) or '?'}).")
         think = " ".join(lines)
