@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from visionr1 import env
@@ -15,3 +18,31 @@ def tiny_model_dir(tmp_path_factory):
     from visionr1 import tiny_model
 
     return tiny_model.build_tiny(tmp_path_factory.mktemp("tiny") / "model", size="test", seed=0)
+
+
+def run_pipeline(params: str, output_root, *sets: str, timeout: int = 3000) -> str:
+    """`python -m visionr1 run PARAMS --set output_root=...` in a subprocess; returns its stdout."""
+    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", params, "--set", f"output_root={output_root}",
+                           *[a for s in sets for a in ("--set", s)]], cwd=env.PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke pipeline (params/smoke.yaml, every stage), once per session: (run folder, stdout)."""
+    out = tmp_path_factory.mktemp("outputs")
+    return out / "smoke", run_pipeline("params/smoke.yaml", out)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip cleanly where torch sees no CUDA device."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -46,6 +46,7 @@ class FakeOpenAI:
         self.latency_s = latency_s
         self.retry_after_ms = retry_after_ms  # None: no header, the client falls back to its own backoff
         self.requests: list[dict] = []
+        self.in_flight = self.max_in_flight = 0  # requests inside the latency sleep at once
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -107,8 +108,15 @@ class FakeOpenAI:
         except json.JSONDecodeError as e:
             return self._send(h, 400, {"error": {"message": f"bad JSON: {e}", "type": "invalid_request_error"}})
         action = self._next_action(body)
-        if self.latency_s:
-            time.sleep(self.latency_s)
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency_s:
+                time.sleep(self.latency_s)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         kind = action[0]
         if kind == "status":
             code = int(action[1])

@@ -140,11 +140,15 @@ def test_equivalence(pred, gold, kw, same):
         "(x+1)^{300}*(x-1)^{300}",  # passes the filters; sympy is slow: the worker is killed
     ],
 )
-def test_pathological_inputs_are_wrong_within_a_second(pred):
-    is_equivalent("\\sin(x)", "\\sin(x)+0")  # the worker process starts once per process (~0.3 s): not timed
+def test_pathological_inputs_are_refused_or_cut_off(pred):
+    is_equivalent("\\sin(x)", "\\sin(x)+0")  # the worker process starts once per process
+    before = grading.STATS["refused"] + grading.STATS["timeouts"]
     t0 = time.perf_counter()
     assert is_equivalent(pred, "\\sin(x)^{2}+\\cos(x)^{2}-1") is False
-    assert time.perf_counter() - t0 < 1.0
+    # refused up front or the worker killed at its budget (a count, not a clock race); the
+    # generous bound only catches a hang
+    assert grading.STATS["refused"] + grading.STATS["timeouts"] == before + 1
+    assert time.perf_counter() - t0 < 30
 
 
 def test_megabyte_completion_is_graded_fast():
@@ -152,7 +156,7 @@ def test_megabyte_completion_is_graded_fast():
     big = "<think>" + "Wait, " * 200_000 + "</think><answer>" + "1" * 1_000_000 + "</answer>"
     assert rewards.hfrrf_reward([big], answer=["1"]) == [0.0]
     assert rewards.accuracy_reward(["x" * 1_000_000], answer=["1"]) == [0.0]
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 30  # generous: catches a quadratic scan, not a loaded machine
 
 
 def test_works_outside_the_main_thread():

@@ -76,6 +76,13 @@ def test_stage_change_applies_length_generations_and_previous_weights(tiny_model
                     "entropy", "time/generation_s", "time/reward_s", "time/training_s"):
             assert key in r, key
     assert checkpoints.weights_sha(tiny_model.load_model(s["final_model"])) == two["final_sha"]
+    # compute from the token counts: generation 2 + reference forward 2 (beta > 0) + forward and
+    # backward 6 = 10 x params x (prompt + completion tokens) per step
+    n_params = tiny_model.n_params(tiny_model.load_model(tiny_model_dir))
+    for r in rows:
+        assert r["compute/tokens"] > 4 * r["completions/mean_length"]  # 4 completions per step, with their prompts
+        assert r["compute/flops"] == 10 * n_params * r["compute/tokens"]
+    assert s["train_flops"] == sum(r["compute/flops"] for r in rows) and s["train_tokens"] == sum(r["compute/tokens"] for r in rows)
     samples = [json.loads(x) for x in (tmp_path / "rl" / "samples.jsonl").read_text().splitlines()]
     assert {x["step"] for x in samples} == {1, 2, 3, 4} and all("spread_reward" in x["rewards"] for x in samples)
     # a finished run is not trained again
@@ -187,3 +194,19 @@ def test_ablation_files_compose_on_a_run():
     long = resolve([root / "qwen2.5-vl-7b-8gpu.yaml", root / "ablation-long.yaml"], [], decls).values
     assert long["run_name"] == "qwen2.5-vl-7b-long" and long["rl_stages"] == [
         {"steps": 300, "max_completion_length": 16384, "num_generations": 4}]
+
+
+def test_sft_control_gets_rl_compute_not_rl_time(tiny_model_dir, tmp_path):
+    from test_sft import write_nano_sft
+
+    from visionr1 import sft
+
+    data = write_nano_sft(tmp_path, 16)
+    p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "ci"), learning_rate=1e-3,
+                      max_steps=2, batch_size=4, grad_accum=1, save_steps=100, cutoff_len=1024, max_pixels=50176)
+    ci = sft.train(p, log=lambda *a: None)
+    (tmp_path / "ci" / "sft_params.json").write_text(json.dumps(p.__dict__))
+    step_flops = 6 * tiny_model.n_params(tiny_model.load_model(ci["final_model"])) * ci["tokens_mean"] * 4
+    ctl = grpo.sft_control(tmp_path / "ci" / "sft_params.json", ci["final_model"], tmp_path / "ctl",
+                           flops=3.4 * step_flops, log=lambda *a: None)
+    assert ctl["steps"] == 3 and ctl["flops"] == pytest.approx(3 * step_flops)

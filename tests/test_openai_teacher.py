@@ -126,4 +126,4 @@ def test_concurrent_calls_share_one_teacher():
             replies = list(pool.map(lambda i: t.complete("cot", f"q{i}"), range(n)))
     assert [r.text for r in replies] == [f"Q{i}" for i in range(n)]
     assert len(srv.requests) == n + 3  # the three 429s were retried
-    assert max(r.meta["latency_s"] for r in replies) < 1.0  # in parallel, not 16 x 0.1 s in a row
+    assert srv.max_in_flight > n // 2  # served in parallel, not one after another

@@ -1,7 +1,8 @@
 """The smoke pipeline end to end through the runner, asserting what each stage must record.
 
-The nano base model is pretrained once per machine (a few CPU minutes) and cached under
-.cache/nano_base-<key>; smoke.yaml keeps nano.yaml's pretraining params, so `make demo` reuses it.
+The smoke run itself is the session fixture `smoke_run` (tests/conftest.py), shared with the
+determinism test. The nano base model is pretrained once per machine (a few CPU minutes) and cached
+under .cache/nano_base-<key>; smoke.yaml keeps nano.yaml's pretraining params, so `make demo` reuses it.
 """
 
 from __future__ import annotations
@@ -14,15 +15,7 @@ import pytest
 
 from visionr1 import env
 
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/smoke.yaml",
-                           "--set", f"output_root={out}"], cwd=env.PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=3000)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out / "smoke", proc.stdout
+pytestmark = pytest.mark.slow  # the notebook pipeline (`make test-fast` leaves it out)
 
 
 def test_data_stage_writes_sets_and_base_figures(smoke_run):

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 
+import pytest
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -72,3 +73,19 @@ def test_nano_size_and_cli(tmp_path):
     assert "parameters" in out.stdout
     n = tiny_model.n_params(tiny_model.load_model(tmp_path / "n"))
     assert 1_000_000 < n < 5_000_000
+
+
+@pytest.mark.gpu
+def test_bf16_on_cuda_matches_float32(tiny_model_dir):
+    """The same weights on a GPU in bf16 give the CPU float32 model's next-token distribution (skipped without CUDA)."""
+    sample = nano_task.generate(1, 0, "test")[0]
+    processor = tiny_model.load_processor(tiny_model_dir)
+    text = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text",
+                                           "text": sample.question}]}], add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[sample.image], return_tensors="pt")
+    cpu = tiny_model.load_model(tiny_model_dir)
+    gpu = tiny_model.load_model(tiny_model_dir, dtype=torch.bfloat16).to("cuda")
+    a = cpu(**inputs).logits[0, -1]
+    b = gpu(**inputs.to("cuda")).logits[0, -1].float().cpu()
+    assert torch.isfinite(b).all()
+    assert (a.softmax(-1) - b.softmax(-1)).abs().max() < 0.02  # bf16 rounding only

@@ -227,7 +227,9 @@ def load_source(path: str | Path, limit: int | None = None) -> list[dict]:
 
 
 def read_raw(path: str | Path) -> list[dict]:
-    return list(JsonlStore(path).records.values())
+    """The finished records sorted by id: the file is in completion order, which differs from run
+    to run with concurrent teachers, and the export (and with it the SFT data order) must not."""
+    return sorted(JsonlStore(path).records.values(), key=lambda r: str(r["id"]))
 
 
 # ---------------------------------------------------------------------------------------------

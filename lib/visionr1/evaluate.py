@@ -10,6 +10,8 @@ The paper's sampling is the default (temperature 0.6, top_p 0.95, max tokens 160
 from __future__ import annotations
 
 import time
+import zlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ class Sampling:
     max_new_tokens: int = 16000
     reask: int = 0                  # more tries when a response has no </answer> (the paper: up to 5)
     batch_size: int = 32            # items per generate call (hf, vllm) / parallel requests (openai)
+    seed: int = 0                   # sampling seed: the same items draw the same responses on a rerun
 
 
 def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Responder:
@@ -42,7 +45,14 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
     model = tiny_model.load_model(model_path, dtype=torch.bfloat16 if device == "cuda" else torch.float32).to(device)
     processor = tiny_model.load_processor(model_path)
 
+    tries: Counter = Counter()
+
     def respond(items):
+        # seeded by the batch's first item and its try, not by call order: a resumed run draws the
+        # same responses, and a re-ask draws new ones
+        key = items[0].id if items else ""
+        tries[key] += 1
+        torch.manual_seed(zlib.crc32(f"{s.seed}:{key}:{tries[key]}".encode()))
         return generation.generate(model, processor, [benchmarks.load_image(i) for i in items],
                                    [i.question for i in items], max_new_tokens=s.max_new_tokens,
                                    batch_size=s.batch_size, temperature=s.temperature, top_p=s.top_p, system=system)
@@ -55,7 +65,7 @@ def vllm_responder(model_path: str, s: Sampling, system: str | None = None, tens
 
     llm = LLM(model=model_path, dtype="bfloat16", tensor_parallel_size=tensor_parallel,
               limit_mm_per_prompt={"image": 1}, max_model_len=s.max_new_tokens + 4096)
-    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens)
+    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens, seed=s.seed)
 
     def respond(items):
         convs = [([{"role": "system", "content": system}] if system else []) +
@@ -83,7 +93,7 @@ def openai_responder(base_url: str, model: str, s: Sampling, api_key_env: str = 
             {"type": "image_url", "image_url": {"url": image_data_url(benchmarks.load_image(item))}},
             {"type": "text", "text": item.question}]}]
         r = client.chat.completions.create(model=model, messages=msgs, temperature=s.temperature, top_p=s.top_p,
-                                           max_tokens=s.max_new_tokens)
+                                           max_tokens=s.max_new_tokens, seed=s.seed)
         return r.choices[0].message.content or ""
 
     def respond(items):

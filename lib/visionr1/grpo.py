@@ -242,6 +242,7 @@ def trainer_class():
 
         def _generate_and_score_completions(self, inputs):
             out = super()._generate_and_score_completions(inputs)
+            self._count_flops(out)
             if self.mask_truncated:  # loss mask only: TRL's own option also masks attention, which breaks
                 ids, mask = out["completion_ids"], out["completion_mask"]  # Qwen2.5-VL's 3-D positions
                 eos = torch.tensor(sorted(set(self.eos_token_ids)), device=ids.device)
@@ -249,6 +250,18 @@ def trainer_class():
                 keep = ended.int().unsqueeze(1).expand_as(mask)
                 out["tool_mask"] = keep if "tool_mask" not in out else out["tool_mask"] * keep
             return out
+
+        def _count_flops(self, out):
+            """Training compute of this generation batch, from its token counts: 2 x params x tokens
+            for the generation and for each extra forward pass (reference, old policy), 6 x params x
+            tokens for each optimization pass (forward and backward), summed over processes."""
+            if not self.model.training:
+                return
+            tokens = int(out["prompt_mask"].sum() + out["completion_mask"].sum()) * self.accelerator.num_processes
+            passes = 2 + 6 * self.num_iterations + sum(
+                2 for k in ("ref_per_token_logps", "old_per_token_logps") if out.get(k) is not None)
+            self._timing["flops"] += passes * self.n_params * tokens
+            self._timing["tokens"] += tokens
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             t0 = time.perf_counter()
@@ -283,6 +296,7 @@ def trainer_class():
                 gen, rew, step = (self._timing[k] / n for k in ("generation", "reward", "step"))
                 logs.update({"time/generation_s": gen, "time/reward_s": rew,
                              "time/training_s": max(0.0, step - gen - rew), "time/step_s": step,
+                             "compute/flops": self._timing["flops"], "compute/tokens": self._timing["tokens"],
                              "stage": self.stage, "stage_step": self.state.global_step})
                 self._timing = _new_timing()
             super().log(logs, start_time)
@@ -292,7 +306,7 @@ def trainer_class():
 
 
 def _new_timing() -> dict:
-    return {"generation": 0.0, "reward": 0.0, "step": 0.0, "n": 0}
+    return {"generation": 0.0, "reward": 0.0, "step": 0.0, "n": 0, "flops": 0, "tokens": 0}
 
 
 def _prompt_text(prompt) -> str:
@@ -394,7 +408,8 @@ def train(p: GRPOParams, log=print) -> dict:
     final = out / "final"
     _copy_model(Path(start), final)
     summary = {"prompts": len(rows), "stages": records, "steps": offset, "final_model": str(final),
-               "train_seconds": round(sum(r["seconds"] for r in records), 1)}
+               "train_seconds": round(sum(r["seconds"] for r in records), 1),
+               **logged_compute(out / "metrics.jsonl")}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -418,6 +433,7 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
                               processing_class=processor,
                               callbacks=[sft.MetricsJsonl(out / "metrics.jsonl", step_offset=offset, stage=k)])
     trainer.stage, trainer.step_offset = k, offset
+    trainer.n_params = sum(t.numel() for t in model.parameters())
     trainer.samples_path, trainer.sample_every = out / "samples.jsonl", p.sample_every
     trainer.mask_truncated = p.truncated == "mask"
     t0 = time.perf_counter()
@@ -434,6 +450,16 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     (final / "stage.json").write_text(json.dumps(rec, indent=2))  # written last: marks the stage done
     del trainer, model
     return rec
+
+
+def logged_compute(metrics_jsonl: str | Path) -> dict:
+    """`train_flops` and `train_tokens` of a run: the per-step counts in metrics.jsonl, summed over
+    every step (a step logged twice by a resumed stage counts once)."""
+    from visionr1 import curves
+
+    recs = curves.training_records(metrics_jsonl)
+    return {"train_flops": float(sum(r.get("compute/flops", 0) for r in recs)),
+            "train_tokens": int(sum(r.get("compute/tokens", 0) for r in recs))}
 
 
 def _copy_model(src: Path, dst: Path) -> None:
@@ -499,20 +525,27 @@ def server_command(p: GRPOParams, tensor_parallel: int = 1) -> list[str]:
             "--max-model-len", str(longest + 2048), "--host", p.vllm_server_host, "--port", str(p.vllm_server_port)]
 
 
-def sft_control(sft_params_json: str | Path, start_model: str, out_dir: str | Path, seconds: float, log=print) -> dict:
-    """The equal-time control: more SFT on the cold-start set, from the same start model, for as
-    many steps as 02's measured s/step fits in `seconds` (02's other settings unchanged). Returns
-    the SFT summary with `final_model`."""
+def sft_control(sft_params_json: str | Path, start_model: str, out_dir: str | Path, flops: float, log=print) -> dict:
+    """The equal-compute control: more SFT on the cold-start set, from the same start model, for as
+    many steps as RL's training compute buys (02's other settings unchanged).
+
+    An SFT step costs 6 x params x tokens (forward and backward over 02's mean sample length x the
+    batch); RL's `flops` count its generation and every forward and backward pass from the logged
+    token counts (`logged_compute`). Sized by compute, not by the clock, so the control is the same
+    on a busy machine. Returns the SFT summary with `final_model` and `flops`."""
     from dataclasses import replace
 
     sft_params_json = Path(sft_params_json)
     base = sft.SFTParams.from_json(sft_params_json)
-    s_per_step = json.loads((sft_params_json.parent / "summary.json").read_text())["s_per_step"]
-    steps = max(1, round(seconds / s_per_step))
-    log(f"SFT control: {steps} steps x {s_per_step} s (02's rate) = {seconds:.0f} s, from {start_model}")
+    done = json.loads((sft_params_json.parent / "summary.json").read_text())
+    n_params = tiny_model.n_params(tiny_model.load_model(start_model))
+    step_flops = 6 * n_params * done["tokens_mean"] * base.batch_size * base.grad_accum
+    steps = max(1, round(flops / step_flops))
+    log(f"SFT control: {steps} steps x {step_flops:.3g} FLOPs (6 x {n_params} params x {done['tokens_mean']} "
+        f"tokens x {base.batch_size * base.grad_accum} samples) = RL's {flops:.3g} FLOPs, from {start_model}")
     p = replace(base, model=start_model, output_dir=str(out_dir), max_steps=steps, save_steps=max(steps, 1),
                 report_to="none", deepspeed=None, run_name=f"{base.run_name}/sft_control")
-    return sft.train(p, log=log)
+    return {**sft.train(p, log=log), "flops": steps * step_flops}
 
 
 def main(argv: list[str] | None = None) -> int:

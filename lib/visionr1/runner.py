@@ -116,6 +116,33 @@ def summarize(run_dir: Path, stages: list[str]) -> str:
     return "\n".join(lines)
 
 
+# keys of metrics.json that hold times, speeds, memory or paths: they differ between two runs of the
+# same params and seed, every other figure must not (tests/test_determinism.py)
+VOLATILE = re.compile(r"second|_s$|/s$|per_s|time|rss|path|elapsed|_at$|model|from|dir$|speed|wall", re.I)
+
+
+def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
+    """Every figure of each stage's metrics.json, flattened to "stage/key/subkey" -> value, except
+    the volatile ones (`VOLATILE`: times, speeds, memory, paths)."""
+    out: dict = {}
+
+    def walk(prefix: str, v) -> None:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if not VOLATILE.search(str(k)):
+                    walk(f"{prefix}/{k}", x)
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(f"{prefix}/{i}", x)
+        else:
+            out[prefix] = v
+
+    for m in sorted(Path(run_dir).glob("*/metrics.json")):
+        if stages is None or m.parent.name in stages:
+            walk(m.parent.name, json.loads(m.read_text()))
+    return out
+
+
 def run(files: list[str], sets: list[str] | None = None, only: str | None = None, start: str | None = None,
         resume: bool = False, notebooks_dir: Path | None = None, log=print) -> Path:
     """Resolve params, then run the selected stages; returns the run folder."""
