@@ -30,6 +30,8 @@ import random
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -67,7 +69,7 @@ class Scene:
         return sum(1 for c in self.cells if c is not None
                    and (color is None or c[0] == color) and (shape is None or c[1] == shape))
 
-    @property
+    @cached_property  # computed once per scene (a frozen dataclass still has a __dict__)
     def key(self) -> str:
         """Stable identity of the scene."""
         return hashlib.sha1(json.dumps([self.grid, self.cells]).encode()).hexdigest()[:16]
@@ -181,10 +183,10 @@ def sample_from_record(rec: dict) -> Sample:
 def random_scene(rng: random.Random, grid: int) -> Scene:
     # varied occupancy and colour/shape skew spread the counts over their whole range
     occupancy = rng.uniform(0.15, 1.0)
-    cw = [rng.random() ** 2 + 0.02 for _ in COLORS]
-    sw = [rng.random() ** 2 + 0.02 for _ in SHAPES]
-    cells = tuple((rng.choices(COLORS, cw)[0], rng.choices(SHAPES, sw)[0]) if rng.random() < occupancy else None
-                  for _ in range(grid * grid))
+    cw = list(accumulate(rng.random() ** 2 + 0.02 for _ in COLORS))  # cumulative: what choices() builds
+    sw = list(accumulate(rng.random() ** 2 + 0.02 for _ in SHAPES))   # per call from weights (same draws, faster)
+    cells = tuple((rng.choices(COLORS, cum_weights=cw)[0], rng.choices(SHAPES, cum_weights=sw)[0])
+                  if rng.random() < occupancy else None for _ in range(grid * grid))
     return Scene(grid, cells)
 
 
