@@ -1,7 +1,7 @@
-"""The nano run's figures (params/nano.yaml, every stage): what each issue's "done when" asks.
+"""The nano run's figures (params/nano.yaml, every stage, seed 0): what each issue's "done when" asks.
 
-Slow (about 25 minutes on 2 cores once the nano base model is cached: RL and its equal-time SFT
-control are most of it), so it runs once per suite.
+Each threshold holds on every seed measured (bench/nano_speedrun.py --seeds 0 1 2; README, "Nano
+results"), not only on the seed this test fixes. Slow (the whole nano chain), so it runs once per suite.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import pytest
 
 from visionr1 import env
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def nano_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nano")
-    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/nano.yaml", "--set", f"output_root={out}"],
+    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/nano.yaml", "--set", f"output_root={out}",
+                           "--set", "seed=0"],
                           cwd=env.PROJECT_ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out / "nano"
@@ -40,7 +43,7 @@ def test_rl_runs_every_ptst_stage_and_keeps_the_format(nano_run):
     m = json.loads((nano_run / "03_grpo_ptst" / "metrics.json").read_text())
     assert [(s["stage"], s["steps_done"]) for s in m["stages"]] == [(1, 100), (2, 60), (3, 40)]
     assert m["rl_format_rate"] >= 0.9 and m["eval_samples"] == 1000
-    for key in ("reward_first10", "reward_last10", "ci_accuracy", "rl_accuracy", "control_accuracy"):
+    for key in ("reward_first10", "reward_last10", "ci_accuracy", "rl_accuracy"):
         assert 0 <= m[key] <= 1, key
     # issue 7's "done when": RL raises the reward and held-out accuracy above the CI model's
     # (1000 samples: a standard error of about 0.016; measured 0.452 -> 0.619)
