@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -67,6 +68,14 @@ class RunState:
 
     def set(self, stage: str, **info) -> None:
         self.data["stages"][stage] = info
+        self._write()
+
+    def note(self, **info) -> None:
+        """Run-level facts (beside the per-stage records)."""
+        self.data.update(info)
+        self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2))
         tmp.replace(self.path)  # atomic: a killed run never leaves a half-written state
@@ -162,6 +171,9 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved.dump(run_dir / "params.yaml")
     state = RunState(run_dir / "run_state.json")
+    # CPU float results depend on the thread count (blocking of the matrix products): identical
+    # figures need the same params, seed and threads, so the run records them
+    state.note(threads=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     for earlier in names[:names.index(selected[0])]:
         if state.get(earlier).get("status") != "done":
             log(f"note: {earlier} has not finished in {run_dir}; later stages may miss its outputs")
