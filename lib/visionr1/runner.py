@@ -132,7 +132,7 @@ VOLATILE = re.compile(r"second|_s$|/s$|per_s|time|rss|path|elapsed|_at$|model|fr
 
 def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
     """Every figure of each stage's metrics.json, flattened to "stage/key/subkey" -> value, except
-    the volatile ones (`VOLATILE`: times, speeds, memory, paths)."""
+    the volatile ones (`VOLATILE`: times, speeds, memory, paths; and any absolute path as a value)."""
     out: dict = {}
 
     def walk(prefix: str, v) -> None:
@@ -143,7 +143,7 @@ def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
         elif isinstance(v, list):
             for i, x in enumerate(v):
                 walk(f"{prefix}/{i}", x)
-        else:
+        elif not (isinstance(v, str) and Path(v).is_absolute()):  # a path under the run folder
             out[prefix] = v
 
     for m in sorted(Path(run_dir).glob("*/metrics.json")):
