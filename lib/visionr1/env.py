@@ -1,7 +1,7 @@
 """Where things live: the project root, run folders, and caches kept out of $HOME.
 
 W&B, Hugging Face, Jupyter, IPython and matplotlib write config and caches under $HOME unless
-told otherwise (PLATFORM.md); `setup_environment` points them into the project's `.cache/`
+told otherwise (docs/platform.md); `setup_environment` points them into the project's `.cache/`
 (git-ignored) and makes W&B offline unless the user chose a mode.
 """
 

@@ -18,7 +18,7 @@ signal.alarm, which fails outside the main thread, and sympy can hang on inputs 
 Inputs no answer needs (an answer over MAX_ANSWER_CHARS, exponent towers) are refused up front.
 
 Written by hand where no library does the job: math-verify misses bare option letters and reads a
-bare `3\\pi` as `3` (PLATFORM.md), so letters and plain numbers never reach it, and what does reach
+bare `3\\pi` as `3` (docs/platform.md), so letters and plain numbers never reach it, and what does reach
 it is wrapped in `$...$` so it is read whole.
 """
 

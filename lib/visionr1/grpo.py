@@ -1,6 +1,6 @@
 """GRPO with HFRRF under PTST (RECIPE §4): the CI model -> Vision-R1, on TRL's GRPOTrainer.
 
-The paper's settings are explicit here because TRL's defaults differ (PLATFORM.md): loss "grpo",
+The paper's settings are explicit here because TRL's defaults differ (docs/platform.md): loss "grpo",
 KL beta 0.01 (k3, against a frozen reference), clip epsilon 0.2, advantages (r - mean) / std within
 each group of `num_generations` completions. The reward is a named set from visionr1.rewards
 (`hfrrf`: 1 only for the right format AND the right answer; `zero`: format + result 1:1).
@@ -10,7 +10,7 @@ optionally `learning_rate` and `batch_size` (completions per device per step; de
 Stage k starts from stage k-1's final weights, which are also its KL reference, and keeps its own
 checkpoints under `stage<k>/`. A run killed mid-stage resumes from that stage's newest checkpoint:
 the weights are loaded from it (transformers' resume alone does not restore Qwen2.5-VL weights,
-PLATFORM.md) and the optimizer, scheduler and step come from `resume_from_checkpoint`.
+docs/platform.md) and the optimizer, scheduler and step come from `resume_from_checkpoint`.
 
 Rollouts: HF generate (CPU, one GPU) or vLLM (`rollout` "vllm_colocate", or "vllm_server" against
 `trl vllm-serve`). Completions are decoded without special tokens and any image placeholder left

@@ -2,7 +2,7 @@
 
 The real recipe starts from an instruct model; the nano run starts from the nano-size tiny model
 after a short pretraining on the nano task's images with captions and direct short answers (no
-chain of thought). Seeing is the hard part on CPU (PLATFORM.md, "Teaching a tiny model to see"),
+chain of thought). Seeing is the hard part on CPU (docs/platform.md, "Teaching a tiny model to see"),
 so the pretraining leans on what made it learnable there:
   - every shape fills its 28-pixel cell, so one merged vision token is one cell;
   - a cell-by-cell caption ("Row 1: red circle, empty, ...") supervises every vision token;

@@ -14,7 +14,7 @@ Each question is free-form (an integer) or multiple choice (A-D). Within each qu
 answers are drawn uniformly from that type's range (scenes are resampled until they match), so a
 model cannot score by guessing the common answer; the chance level is measured, not assumed.
 
-Sets, following the paper's data regime (RECIPE.md §1, §4; PLATFORM.md last section):
+Sets, following the paper's data regime (docs/recipe.md §1, §4; docs/platform.md last section):
   test        held out: all levels, shares no scene with any other set
   cold_start  the cold-start source set: small, leans to easy questions, carries the scene
               description the oracle teacher reads (image, question, answer, description)

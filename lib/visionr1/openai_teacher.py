@@ -1,4 +1,4 @@
-"""The OpenAI-compatible teacher for modality bridging (RECIPE.md §1) at real scale.
+"""The OpenAI-compatible teacher for modality bridging (docs/recipe.md §1) at real scale.
 
 The paper ran its bridging teachers (Qwen2.5-VL-72B for the pseudo-CoT and the description,
 DeepSeek-R1 for the long CoT) on 128 GPUs. Here the same three steps go over HTTP to whatever

@@ -1,7 +1,7 @@
 """Params: YAML files composed in order (later files win) plus `--set key=value` overrides.
 
 Every key must be declared in some stage notebook's `parameters` cell, as an annotated
-assignment with a comment (STYLE.md §2):
+assignment with a comment (docs/style.md §2):
 
     grpo_num_generations: int = 16  # completions per prompt; lower if rollouts OOM
 

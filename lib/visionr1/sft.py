@@ -13,7 +13,7 @@ shipped in visionr1/configs/ for several GPUs: `python -m visionr1.sft PARAMS_JS
 point both use. Per-step loss, learning rate and grad norm go to metrics.jsonl (and W&B).
 Checkpoints include the processor. Resuming loads the checkpoint's weights with from_pretrained
 before handing resume_from_checkpoint to the trainer: transformers' own resume restores optimizer
-and step but not Qwen2.5-VL's weights (PLATFORM.md).
+and step but not Qwen2.5-VL's weights (docs/platform.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """W&B mirroring of a stage's metrics. Offline by default: runs land in outputs/<run>/wandb/ and
-can be synced later with `wandb sync`; nothing depends on W&B being reachable (STYLE.md §9)."""
+can be synced later with `wandb sync`; nothing depends on W&B being reachable (docs/style.md §9)."""
 
 from __future__ import annotations
 
