@@ -7,12 +7,10 @@ results"), not only on the seed this test fixes. Slow (the whole nano chain), so
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from visionr1 import env
+from conftest import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def nano_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nano")
-    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", "params/nano.yaml", "--set", f"output_root={out}",
-                           "--set", "seed=0"],
-                          cwd=env.PROJECT_ROOT, capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_pipeline("params/nano.yaml", out, "seed=0", timeout=3600)
     return out / "nano"
 
 
