@@ -32,8 +32,12 @@ problems, 2 missing or unrecognized folder).
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import csv
 import io
 import json
+import os
 import sys
 import warnings
 from collections import Counter
@@ -73,7 +77,14 @@ _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class DataError(ValueError):
-    """The data cannot be used as is; the message says which file, which rows and why."""
+    """The data cannot be used as is; the message says which file, which rows and why.
+
+    ``report`` is the LoadReport of the load that failed, when there was one.
+    """
+
+    def __init__(self, message: str, report: LoadReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class DataWarning(UserWarning):
@@ -157,14 +168,14 @@ class LoadReport:
             f"`python -m visionr1 data check {self.root or 'DIR'}` lists every problem."
         )
         if self.file_problems:
-            raise DataError(f"cannot load {what}: a data file is unusable.\n{self.summary()}\n{hint}")
+            raise DataError(f"cannot load {what}: a data file is unusable.\n{self.summary()}\n{hint}", self)
         if self.rows_total == 0:
-            raise DataError(f"cannot load {what}: no rows found.\n{self.summary()}")
+            raise DataError(f"cannot load {what}: no rows found.\n{self.summary()}", self)
         if self.bad_fraction > max_bad_fraction:
             raise DataError(
                 f"cannot load {what}: {self.bad_rows} of {self.rows_total} rows are bad "
                 f"({100 * self.bad_fraction:.2f}% > max_bad_fraction {100 * max_bad_fraction:.2f}%).\n"
-                f"{self.summary()}\n{hint}"
+                f"{self.summary()}\n{hint}", self
             )
         if self.problems:
             warnings.warn(f"{what}: left out {self.bad_rows} bad rows.\n{self.summary()}", DataWarning, stacklevel=3)
@@ -179,6 +190,8 @@ class Records(list[dict[str, Any]]):
 
 
 def _rel(path: Path, root: Path) -> str:
+    if root.is_file():
+        return path.name
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -206,63 +219,206 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------
+# One reader for every data file: JSON, JSONL, parquet, TSV; images embedded,
+# base64 or by path. The training loaders below and visionr1.benchmarks use it.
+
+DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".tsv")
+KEY_FIELD = "_key"  # a JSON object keyed by id (MathVista, DynaMath seed set): each row's key
+BAD_ROW = object()  # stands for a row that did not parse (already in the report)
+_BASE64_MIN_CHARS = 1024  # a string cell this long is base64 image data, not a path (VLMEvalKit TSV)
+
+
+def _looks_like_tsv(text: str) -> bool:
+    first = text.split("\n", 1)[0]
+    return "\t" in first and not first.lstrip().startswith(("{", "["))
+
+
+def iter_rows(path: Path, name: str, report: LoadReport, *, keyed: bool = True,
+              columns: Sequence[str] | None = None) -> Iterable[tuple[int, Any]]:
+    """(row number from 0, row) of one data file; a file that cannot be read adds one file problem.
+
+    * ``.parquet``: one dict per row (``columns`` limits what is decoded);
+    * ``.tsv``: VLMEvalKit's tab-separated benchmark files, values as strings; an ``image``
+      cell of at most 64 characters names the ``index`` of the row whose image it shares;
+    * otherwise JSON, told apart by content: an array of rows, JSON Lines, or (when ``keyed``)
+      an object keyed by id whose rows get their key as ``KEY_FIELD``.
+
+    A JSONL line that is not JSON is reported and yielded as ``BAD_ROW``.
+    """
+    if not path.is_file():
+        report.add(name, None, "missing_file", f"{path} does not exist")
+        return
+    if path.suffix == ".parquet":
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError) as exc:
+            report.add(name, None, "invalid_parquet", f"{type(exc).__name__}: {exc}")
+            return
+        row = 0
+        for batch in pf.iter_batches(batch_size=256, columns=list(columns) if columns else None):
+            for values in batch.to_pylist():
+                yield row, values
+                row += 1
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(name, None, "invalid_json", f"cannot read as UTF-8 text: {exc}")
+        return
+    if path.suffix == ".tsv":
+        yield from enumerate(_tsv_rows(text))
+        return
+    stripped = text.lstrip()
+    if not stripped:
+        return
+    data: Any = None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if _looks_like_tsv(text):
+            report.add(name, None, "invalid_json", f"this is a tab-separated file (a VLMEvalKit TSV?), not JSON; "
+                                                   f"name it .tsv to read it as one ({exc})")
+            return
+        if not stripped.startswith("{") or "Extra data" not in str(exc):
+            report.add(name, None, "invalid_json", str(exc))
+            return
+        data = None  # several top-level values: JSON Lines
+    if data is None:
+        row = 0
+        for line_no, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                yield row, json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.add(name, row, "invalid_json", f"line {line_no + 1}: {exc}")
+                yield row, BAD_ROW
+            row += 1
+        return
+    if isinstance(data, dict):
+        if not keyed or not data or not all(isinstance(v, dict) for v in data.values()):
+            expected = "an array of rows" if not keyed else "an array of rows or an object of id -> row"
+            report.add(name, None, "invalid_json", f"top level is a JSON object with keys {list(data)[:5]}; expected {expected}")
+            return
+        data = [{KEY_FIELD: key, **value} for key, value in data.items()]
+    if not isinstance(data, list):
+        report.add(name, None, "invalid_json", f"top level is a JSON {type(data).__name__}; expected an array of rows")
+        return
+    yield from enumerate(data)
+
+
+def _tsv_rows(text: str) -> list[dict[str, str]]:
+    csv.field_size_limit(sys.maxsize)  # base64 image cells run to megabytes
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t"))
+    by_index = {r.get("index"): r.get("image") for r in rows if r.get("image") and len(r["image"]) > 64}
+    for r in rows:
+        cell = r.get("image")
+        if cell and len(cell) <= 64 and cell in by_index:
+            r["image"] = by_index[cell]
+    return rows
+
+
+ImageSource = bytes | Path  # embedded (encoded) bytes or an image file
+
+
+def find_image(cell: Any, dirs: Sequence[Path]) -> tuple[ImageSource | None, str, str]:
+    """Where one image cell's data is, without decoding it: ``(source, reason, detail)``.
+
+    A cell is a ``{"bytes", "path"}`` struct (Hub parquet), raw bytes, base64 text
+    (VLMEvalKit TSV, optionally a ``data:image/...;base64,`` URL) or a path, looked up as is
+    when absolute, else under each of ``dirs`` in turn. ``reason`` is "" when found.
+    """
+    data: Any = None
+    path: Any = None
+    if isinstance(cell, dict):
+        data, path = cell.get("bytes"), cell.get("path")
+    elif isinstance(cell, (bytes, bytearray)):
+        data = cell
+    elif isinstance(cell, str) and (len(cell) >= _BASE64_MIN_CHARS or cell.startswith("data:image")):
+        try:
+            data = base64.b64decode(cell.split(",", 1)[1] if cell.startswith("data:") else cell, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            return None, "corrupt_image", f"a {len(cell)}-character image cell is not valid base64 ({exc})"
+    elif isinstance(cell, str):
+        path = cell
+    else:
+        return None, "wrong_type", f"expected an image struct {{'bytes', 'path'}}, bytes, base64 text or a path, got {type(cell).__name__}"
+    if data:
+        return bytes(data), "", ""
+    if not path:
+        return None, "missing_image", "struct has neither bytes nor path"
+    candidates = [Path(path)] if Path(path).is_absolute() else list(dict.fromkeys(d / path for d in dirs))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve(), "", ""
+    return None, "missing_image", f"{path!r} not found (looked for {', '.join(map(str, candidates))})"
+
+
+def decode_image(source: ImageSource) -> Image.Image:
+    """The image as PIL RGB; raises OSError/SyntaxError/ValueError when it does not decode."""
+    if isinstance(source, Path):
+        return open_image(source)
+    with Image.open(io.BytesIO(source)) as im:
+        return im.convert("RGB")
+
+
+def image_problem(source: ImageSource, *, full_decode: bool = False) -> str | None:
+    """None when the image verifies (or, with ``full_decode``, decodes), else what is wrong."""
+    try:
+        if full_decode:
+            decode_image(source)
+        elif isinstance(source, Path):
+            return verify_image_file(source)
+        else:
+            with Image.open(io.BytesIO(source)) as im:
+                im.verify()
+    except _IMAGE_ERRORS as exc:
+        if isinstance(source, Path):
+            return f"{source}: {_image_error(exc)}"
+        error = type(exc).__name__ if isinstance(exc, Image.UnidentifiedImageError) else _image_error(exc)
+        return f"PIL cannot decode the stored {len(source)} bytes starting {bytes(source[:8])!r} ({error})"
+    return None
+
+
+# ---------------------------------------------------------------------------
 # Vision-R1-rl: geometry3k parquet
+
+
+PARQUET_LAYOUTS = ("{split}-*.parquet", "data/{split}-*.parquet", "{split}.parquet", "data/{split}.parquet",
+                   "{split}/*.parquet", "data/{split}/*.parquet", "default/{split}/*.parquet")
 
 
 def find_parquet_files(dataset_dir: str | Path, split: str) -> list[Path]:
     """Parquet files of ``split`` in the layouts the Hub uses, first layout that matches wins.
 
     ``<dir>/<split>-*.parquet``, ``<dir>/data/<split>-*.parquet``, ``<dir>/<split>.parquet``,
-    ``<dir>/data/<split>.parquet``, ``<dir>/<split>/*.parquet``, ``<dir>/data/<split>/*.parquet``;
-    ``dataset_dir`` may also be one parquet file.
+    ``<dir>/data/<split>.parquet``, ``<dir>/<split>/*.parquet``, ``<dir>/data/<split>/*.parquet``,
+    ``<dir>/default/<split>/*.parquet``, then the parquet converter's ``<dir>/<config>/<split>/*.parquet``
+    when one config holds the split; ``dataset_dir`` may also be one parquet file.
     """
     root = Path(dataset_dir)
     if root.is_file() and root.suffix == ".parquet":
         return [root]
-    patterns = [
-        f"{split}-*.parquet",
-        f"data/{split}-*.parquet",
-        f"{split}.parquet",
-        f"data/{split}.parquet",
-        f"{split}/*.parquet",
-        f"data/{split}/*.parquet",
-    ]
-    for pattern in patterns:
-        found = sorted(root.glob(pattern))
+    for pattern in PARQUET_LAYOUTS:
+        found = sorted(root.glob(pattern.format(split=split)))
         if found:
             return found
+    # the Hub's parquet converter (refs/convert/parquet): <config>/<split>/0000.parquet, one config
+    configs = sorted({p.parent.parent for p in root.glob(f"*/{split}/*.parquet")})
+    if len(configs) == 1:
+        return sorted(configs[0].glob(f"{split}/*.parquet"))
     return []
 
 
 def _decode_image_item(item: Any, parquet_dir: Path, root: Path) -> tuple[Image.Image | None, str, str]:
     """(image, reason, detail) for one entry of the ``images`` list; reason "" when decoded."""
-    data: Any = None
-    path: Any = None
-    if isinstance(item, dict):
-        data, path = item.get("bytes"), item.get("path")
-    elif isinstance(item, (bytes, bytearray)):
-        data = item
-    elif isinstance(item, str):
-        path = item
-    else:
-        return None, "wrong_type", f"expected a {{'bytes', 'path'}} struct, got {type(item).__name__}"
-    if data is not None:
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                return im.convert("RGB"), "", ""
-        except _IMAGE_ERRORS as exc:
-            error = type(exc).__name__ if isinstance(exc, Image.UnidentifiedImageError) else _image_error(exc)
-            return None, "corrupt_image", f"PIL cannot decode the stored {len(data)} bytes starting {bytes(data[:8])!r} ({error})"
-    if not path:
-        return None, "missing_image", "struct has neither bytes nor path"
-    candidates = [Path(path)] if Path(path).is_absolute() else [parquet_dir / path, root / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                return open_image(candidate), "", ""
-            except _IMAGE_ERRORS as exc:
-                return None, "corrupt_image", f"{candidate}: {_image_error(exc)}"
-    return None, "missing_image", f"no bytes and path {path!r} not found (looked in {', '.join(map(str, candidates))})"
+    source, reason, detail = find_image(item, [parquet_dir, root])
+    if source is None:
+        return None, reason, detail
+    try:
+        return decode_image(source), "", ""
+    except _IMAGE_ERRORS:
+        return None, "corrupt_image", image_problem(source, full_decode=True) or "cannot decode"
 
 
 def _read_geometry3k_file(
@@ -287,13 +443,12 @@ def _read_geometry3k_file(
     columns = list(GEOMETRY3K_COLUMNS) + (["id"] if "id" in have else [])
     records: list[dict[str, Any]] = []
     row = 0
-    for batch in pf.iter_batches(batch_size=256, columns=columns):
-        for values in batch.to_pylist():
-            record = _geometry3k_row(values, row, path.parent, root, name, report)
-            if record is not None:
-                record["id"] = str(values["id"]) if values.get("id") is not None else f"{split}-{first_index + row:05d}"
-                records.append(record)
-            row += 1
+    for row, values in iter_rows(path, name, report, columns=columns):
+        record = _geometry3k_row(values, row, path.parent, root, name, report)
+        if record is not None:
+            record["id"] = str(values["id"]) if values.get("id") is not None else f"{split}-{first_index + row:05d}"
+            records.append(record)
+    row = pf.metadata.num_rows
     report.rows_total += row
     report.rows_ok += len(records)
     report.images_ok += sum(len(r["images"]) for r in records)
@@ -350,8 +505,9 @@ def load_geometry3k(
     if not files:
         present = sorted(_rel(p, root) for p in root.rglob("*.parquet")) if root.is_dir() else []
         raise DataError(
-            f"no parquet files for split {split!r} in {root} (looked for {split}-*.parquet, data/{split}-*.parquet, "
-            f"{split}.parquet, {split}/*.parquet); parquet files present: {present or 'none'}"
+            f"no parquet files for split {split!r} in {root} (looked for "
+            f"{', '.join(p.format(split=split) for p in PARQUET_LAYOUTS)}, <config>/{split}/*.parquet); "
+            f"parquet files present: {present[:20] or 'none'}"
         )
     report = LoadReport(root=str(root))
     records = Records(report=report)
@@ -592,11 +748,49 @@ def parse_sharegpt_row(row: Any, spec: SharegptSpec, default_id: str = "") -> tu
     return record, []
 
 
+# The dataset_info.json entries the Vision-R1 README gives for Vision-R1-cold (github:Osilly/Vision-R1,
+# README "Cold-start data"); the Hub folder ships without a dataset_info.json, so these are assumed
+# for the files present when a folder has none.
+RELEASED_COLD_ENTRIES: dict[str, dict[str, Any]] = {
+    "vision_r1_llava_cot_full": {
+        "file_name": "vision_r1_llava_cot_full.json",
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "images": "image"},
+        "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+    },
+    "vision_r1_mulberry_sft_full": {
+        "file_name": "vision_r1_mulberry_sft_full.json",
+        "formatting": "sharegpt",
+        "columns": {"messages": "conversations", "images": "images"},
+        "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "user", "assistant_tag": "assistant"},
+    },
+}
+ASSUMED_INFO_NOTE = (f"no {DATASET_INFO}: assumed the Vision-R1 README's entries (file names and column mapping) "
+                     "for the released files present")
+
+
+def assumed_dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
+    """The README's Vision-R1-cold entries whose files are in ``dataset_dir`` (empty when none)."""
+    root = Path(dataset_dir)
+    return {name: entry for name, entry in RELEASED_COLD_ENTRIES.items() if (root / entry["file_name"]).is_file()}
+
+
 def load_dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
-    """The entries of ``<dataset_dir>/dataset_info.json`` (name -> entry), unvalidated."""
+    """The entries of ``<dataset_dir>/dataset_info.json`` (name -> entry), unvalidated.
+
+    A folder without one that holds the released Vision-R1-cold files gets the README's
+    entries for them (``RELEASED_COLD_ENTRIES``), with a DataWarning saying so.
+    """
     path = Path(dataset_dir) / DATASET_INFO
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: a LLaMA-Factory data folder needs a {DATASET_INFO} describing its files")
+        assumed = assumed_dataset_info(dataset_dir)
+        if assumed:
+            warnings.warn(f"{dataset_dir}: {ASSUMED_INFO_NOTE} ({', '.join(assumed)})", DataWarning, stacklevel=2)
+            return assumed
+        raise FileNotFoundError(
+            f"{path} not found: a LLaMA-Factory data folder needs a {DATASET_INFO} describing its files "
+            f"(or the released Vision-R1-cold files {[e['file_name'] for e in RELEASED_COLD_ENTRIES.values()]})"
+        )
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -604,41 +798,6 @@ def load_dataset_info(dataset_dir: str | Path) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise DataError(f"{path}: expected a JSON object of name -> entry, got {type(info).__name__}")
     return info
-
-
-_BAD_LINE = object()  # placeholder for a JSONL line that did not parse (already reported)
-
-
-def _read_json_rows(path: Path, name: str, report: LoadReport) -> list[Any] | None:
-    """Rows of a .json array or .jsonl file; None (and a file problem) when unreadable."""
-    if not path.is_file():
-        report.add(name, None, "missing_file", f"{path} does not exist")
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        report.add(name, None, "invalid_json", f"cannot read as UTF-8 text: {exc}")
-        return None
-    if path.suffix == ".jsonl":
-        rows: list[Any] = []
-        for line_no, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                report.add(name, len(rows), "invalid_json", f"line {line_no + 1}: {exc}")
-                rows.append(_BAD_LINE)
-        return rows
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        report.add(name, None, "invalid_json", str(exc))
-        return None
-    if not isinstance(data, list):
-        report.add(name, None, "invalid_json", f"top level is a JSON {type(data).__name__}; sharegpt files are an array of rows")
-        return None
-    return data
 
 
 def _read_sharegpt_entry(
@@ -664,20 +823,22 @@ def _read_sharegpt_entry(
         report.add(where, None, "bad_entry", str(exc))
         return []
     path = root / file_name
-    if path.is_dir() or path.suffix not in (".json", ".jsonl"):
-        report.add(where, None, "bad_entry", f"file_name {file_name!r} is not a .json or .jsonl file")
+    if path.is_dir() or path.suffix not in (".json", ".jsonl", ".parquet"):
+        what = "a VLMEvalKit-style TSV" if path.suffix == ".tsv" else "not a .json, .jsonl or .parquet file"
+        report.add(where, None, "bad_entry", f"file_name {file_name!r} is {what}; sharegpt data is a JSON array, JSON Lines or parquet")
         return []
     file = _rel(path, root)
     report.files.append(file)
-    rows = _read_json_rows(path, file, report)
-    if rows is None:
+    n_problems = len(report.file_problems)
+    rows = [row for _, row in iter_rows(path, file, report, keyed=False)]
+    if len(report.file_problems) > n_problems:
         return []
     if not rows:
         report.add(file, None, "empty_file", "no rows")
         return []
     records: list[dict[str, Any]] = []
     for i, row in enumerate(rows):
-        if row is _BAD_LINE:
+        if row is BAD_ROW:
             continue
         record, problems = parse_sharegpt_row(row, spec, default_id=f"{name}-{i}")
         for reason, detail in problems:
@@ -706,17 +867,15 @@ def _resolve_image(
     image: str, root: Path, json_dir: Path, verify: bool, verified: dict[Path, str | None]
 ) -> tuple[Path | None, tuple[str, str]]:
     """Absolute path of ``image`` (relative to the dataset folder, else the JSON file's folder)."""
-    candidates = [Path(image)] if Path(image).is_absolute() else list(dict.fromkeys([root / image, json_dir / image]))
-    for candidate in candidates:
-        if candidate.is_file():
-            found = candidate.resolve()
-            if verify:
-                if found not in verified:
-                    verified[found] = verify_image_file(found)
-                if verified[found] is not None:
-                    return None, ("corrupt_image", f"{image!r}: {verified[found]}")
-            return found, ("", "")
-    return None, ("missing_image", f"{image!r} not found (looked for {', '.join(map(str, candidates))})")
+    found, reason, detail = find_image(image, [root, json_dir])
+    if not isinstance(found, Path):
+        return None, (reason or "missing_image", detail or f"{image!r} is not a path")
+    if verify:
+        if found not in verified:
+            verified[found] = verify_image_file(found)
+        if verified[found] is not None:
+            return None, ("corrupt_image", f"{image!r}: {verified[found]}")
+    return found, ("", "")
 
 
 def load_sharegpt(
