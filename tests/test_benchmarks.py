@@ -107,7 +107,9 @@ def test_mathvista_annotation_json_with_image_paths_and_bad_rows(tmp_path):
     with pytest.warns(DataWarning, match="left out 1 bad rows"):
         items = bm.load("mathvista", tmp_path, max_bad_fraction=0.5)
     assert [it.id for it in items] == ["1", "2", "3", "4"]
-    assert items[0].question == "question 1"  # no query: the question (no choices here)
+    # no query field and no query.json: the official query built as build_query.py does
+    assert items[0].question.endswith("\nQuestion: question 1") and items[0].question.startswith("Hint: ")
+    assert items[0].meta["prompt_source"].startswith("built as MathVista's build_query.py")
     assert bm.load_image(items[0]).size == (5, 5)
     (problem,) = items.report.problems
     assert (problem.file, problem.row, problem.reason) == ("data/testmini.json", 4, "missing_image")
@@ -291,7 +293,8 @@ def test_dynamath_variants_average_and_worst_case(tmp_path):
     assert items[1].choices == ["left", "right"] and items[1].question_type == "multi_choice"
     assert items[0].answer == "1.5" and items[0].precision == 3
     assert items[2].meta == {"qid": "1", "variant": 2, "subject": "AG", "knowledge_level": "high school",
-                             "source": "data/sample_variant2-00000-of-00001.parquet:0"}
+                             "seed": False, "source": "data/sample_variant2-00000-of-00001.parquet:0",
+                             "prompt_source": "data/sample_variant2-00000-of-00001.parquet:question"}
     responses = [think("1.5"), think("B"), think("2.5004"), "the answer is (B) right", think("3.6"), think("right")]
     verdicts = graded(items, responses)
     assert verdicts == [True, True, True, True, False, True]

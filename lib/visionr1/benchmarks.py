@@ -36,31 +36,34 @@ carries the official `extraction`.
 
 from __future__ import annotations
 
-import io
+import ast
 import json
 import logging
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from visionr1 import grading
 from visionr1.loaders import (
+    BAD_ROW,
     DEFAULT_MAX_BAD_FRACTION,
+    KEY_FIELD,
     DataError,
     DataWarning,
     LoadReport,
+    Records,
+    decode_image,
+    find_image,
     find_parquet_files,
+    image_problem,
+    iter_rows,
     open_image,
-    verify_image_file,
 )
 
 log = logging.getLogger(__name__)
@@ -104,16 +107,9 @@ class BenchItem:
     image_bytes: bytes | None = field(default=None, repr=False)  # embedded image, decoded afresh by load_image
 
 
-class BenchItems(list):
-    """The items of a load, with its LoadReport (every bad row by file and row) as `.report`."""
-
-    def __init__(self, items=(), report: LoadReport | None = None) -> None:
-        super().__init__(items)
-        self.report = report if report is not None else LoadReport()
-
-
 # ---------------------------------------------------------------------------------------------
-# Loading
+# Loading: every file is read by visionr1.loaders (iter_rows, find_image); each benchmark below
+# only maps its own schema onto BenchItem.
 # ---------------------------------------------------------------------------------------------
 class _BadRow(Exception):
     """A row cannot become an item; `reason` is a loaders.PROBLEM_KINDS key."""
@@ -123,13 +119,29 @@ class _BadRow(Exception):
         self.reason, self.detail = reason, detail
 
 
+@dataclass
+class _File:
+    """What a row mapping needs to know about the file its row came from."""
+
+    path: Path
+    name: str                   # as reported: relative to the loaded folder
+    question_field: str | None  # the prompt field asked for (DEFAULT_QUESTION_FIELD unless given)
+    queries: dict | None = None  # MathVista query.json beside a testmini.json: pid -> official query
+
+    @property
+    def tsv(self) -> bool:  # a VLMEvalKit TSV: its `question` is the prompt VLMEvalKit sends
+        return self.path.suffix == ".tsv"
+
+
 def load(benchmark: str, path: str | Path, limit: int | None = None, *,
-         max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, question_field: str | None = None) -> BenchItems:
+         max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, question_field: str | None = None) -> Records:
     """Items of one benchmark from a local file or folder (module docstring: the layouts read).
 
     Bad rows (no answer, an image that is missing or does not decode, ...) are left out and listed
     in `items.report` with a DataWarning; more than `max_bad_fraction` of them, an unreadable file
     or no rows at all raise DataError naming the file and rows. `limit` stops after that many items.
+    Each item's meta records "source" (file:row) and "prompt_source" (where its question text
+    came from: a field of the row, MathVista's query.json, or VLMEvalKit's TSV `question`).
     """
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
@@ -140,32 +152,40 @@ def load(benchmark: str, path: str | Path, limit: int | None = None, *,
         return _load_nano(root, limit)
     files = _find_files(benchmark, root)
     report = LoadReport(root=str(root))
-    items = BenchItems(report=report)
+    items = Records(report=report)
     make = _ROW_READERS[benchmark]
-    qfield = question_field or DEFAULT_QUESTION_FIELD.get(benchmark)
     seen: dict[str, str] = {}
     for file in files:
         if limit is not None and len(items) >= limit:
             break
-        name = _name(file, root)
-        report.files.append(name)
-        for row, rec in _rows(file, name, report):
+        ctx = _File(file, _name(file, root), question_field or DEFAULT_QUESTION_FIELD.get(benchmark))
+        if benchmark == "mathvista":
+            ctx.queries = _mathvista_queries(file)
+        report.files.append(ctx.name)
+        for row, rec in iter_rows(file, ctx.name, report):
             if limit is not None and len(items) >= limit:
                 break
             report.rows_total += 1
-            try:
-                item = make(rec, file, qfield)
-            except _BadRow as bad:
-                report.add(name, row, bad.reason, bad.detail)
+            if rec is BAD_ROW:
                 continue
-            item.meta["source"] = f"{name}:{row}"
+            if not isinstance(rec, dict):
+                report.add(ctx.name, row, "invalid_json", f"record is a {type(rec).__name__}, expected an object")
+                continue
+            if row == 0:
+                _check_kind(benchmark, rec, ctx)
+            try:
+                item = make(rec, ctx)
+            except _BadRow as bad:
+                report.add(ctx.name, row, bad.reason, bad.detail)
+                continue
+            item.meta["source"] = f"{ctx.name}:{row}"
             if item.id in seen:
                 raise DataError(f"{benchmark}: id {item.id!r} appears twice, at {seen[item.id]} and "
                                 f"{item.meta['source']}; is a data file in {root} twice?")
             seen[item.id] = item.meta["source"]
             items.append(item)
             report.rows_ok += 1
-            report.images_ok += 1
+            report.images_ok += item.image is not None or item.image_bytes is not None
     report.raise_or_warn(f"{benchmark} from {root}", max_bad_fraction)
     return items
 
@@ -173,12 +193,14 @@ def load(benchmark: str, path: str | Path, limit: int | None = None, *,
 def load_image(item: BenchItem) -> Image.Image:
     """The item's image as PIL RGB (embedded bytes are decoded afresh, so items stay small)."""
     if item.image_bytes is not None:
-        with Image.open(io.BytesIO(item.image_bytes)) as im:
-            return im.convert("RGB")
+        return decode_image(item.image_bytes)
     if isinstance(item.image, Image.Image):
         return item.image.convert("RGB")
     if isinstance(item.image, (str, Path)):
         return open_image(item.image)
+    if item.image is None and item.meta.get("text_only"):
+        raise ValueError(f"{item.benchmark} item {item.id} is from a text-only set ({item.meta.get('source')}): "
+                         "it has no image; send its question alone, or load the set with images (MathVerse testmini)")
     raise TypeError(f"{item.benchmark} item {item.id}: image is {type(item.image).__name__}, "
                     "expected a PIL image or a path")
 
@@ -192,81 +214,60 @@ def _name(file: Path, root: Path) -> str:
         return str(file)
 
 
+# data files looked for in a folder, first that exists wins (after the Hub's testmini parquet)
+_FOLDER_FILES = {
+    "mathvista": ["testmini.json", "data/testmini.json", "MathVista_MINI.tsv"],
+    "mathverse": ["testmini.json", "MathVerse_MINI.tsv", "MathVerse_MINIV.tsv"],
+    "mmmath": ["MM_Math.jsonl", "MM_Math/MM_Math.jsonl", "mm_math.jsonl"],
+    "dynamath": ["DynaMath.tsv", "dataset/dataset.json", "dataset.json"],
+}
+
+
 def _find_files(benchmark: str, root: Path) -> list[Path]:
     """The data files of `benchmark` under `root` (or `root` itself when it is a file)."""
     if root.is_file():
+        _check_file_kind(benchmark, root)
         return [root]
+    found: list[Path] = []
     if benchmark == "dynamath":
-        found = [p for p in root.rglob("*") if p.suffix in (".parquet", ".json", ".jsonl")
-                 and _variant_of(p) is not None]
-        return sorted(found, key=lambda p: (_variant_of(p), p.name))
-    if benchmark in ("mathvista", "mathverse"):
+        found = sorted((p for p in root.rglob("*") if p.suffix in (".parquet", ".json", ".jsonl")
+                        and _variant_of(p) is not None), key=lambda p: (_variant_of(p), p.name))
+    elif benchmark in ("mathvista", "mathverse"):
         found = find_parquet_files(root, "testmini")
-        names = ["testmini.json", "data/testmini.json", "annot_testmini.json"]
-    else:  # mmmath
-        found = []
-        names = ["MM_Math.jsonl", "MM_Math/MM_Math.jsonl", "mm_math.jsonl"]
+    names = _FOLDER_FILES[benchmark]
     found = found or [root / n for n in names if (root / n).is_file()][:1]
     if not found:
         present = sorted(p.name for p in root.iterdir())[:20]
-        raise DataError(f"{benchmark}: no data file in {root} (looked for testmini parquet files and {names}); "
-                        f"the folder holds {present or 'nothing'}")
+        raise DataError(f"{benchmark}: no data file in {root} (looked for testmini parquet files, sample_variant "
+                        f"files and {names}); the folder holds {present or 'nothing'}")
     return found
 
 
-def _rows(file: Path, name: str, report: LoadReport) -> Iterator[tuple[int, dict]]:
-    """(row number from 0, record) of a parquet, JSON (list, or object keyed by id) or JSONL file."""
-    if file.suffix == ".parquet":
-        try:
-            pf = pq.ParquetFile(file)
-        except (pa.ArrowException, OSError) as exc:
-            report.add(name, None, "invalid_parquet", f"{type(exc).__name__}: {exc}")
-            return
-        row = 0
-        for batch in pf.iter_batches(batch_size=64):
-            for rec in batch.to_pylist():
-                yield row, rec
-                row += 1
-        return
-    if file.suffix == ".jsonl":
-        with file.open(encoding="utf-8") as f:
-            for row, line in enumerate(f):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    report.rows_total += 1
-                    report.add(name, row, "invalid_json", str(exc))
-                    continue
-                if not isinstance(rec, dict):
-                    report.rows_total += 1
-                    report.add(name, row, "invalid_json", f"line is a JSON {type(rec).__name__}, expected an object")
-                    continue
-                yield row, rec
-        return
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        report.add(name, None, "invalid_json", f"{type(exc).__name__}: {exc}")
-        return
-    if isinstance(data, dict):  # MathVista: {pid: record}
-        data = [{"pid": key, **rec} if isinstance(rec, dict) else rec for key, rec in data.items()]
-    if not isinstance(data, list):
-        report.add(name, None, "invalid_json", f"expected a list of records or an object keyed by id, "
-                                               f"got {type(data).__name__}")
-        return
-    for row, rec in enumerate(data):
-        if not isinstance(rec, dict):
-            report.rows_total += 1
-            report.add(name, row, "invalid_json", f"record is a {type(rec).__name__}, expected an object")
-            continue
-        yield row, rec
+def _check_file_kind(benchmark: str, file: Path) -> None:
+    """Refuse, by name, the files that sit beside a benchmark's questions but are not questions."""
+    if benchmark == "mathvista" and file.name == "query.json":
+        raise DataError(f"{file} holds MathVista's prompts only (pid -> query); load testmini.json beside it, "
+                        "whose prompts are then taken from this query.json")
+    if benchmark == "mathvista" and file.name.startswith("annot_"):
+        raise DataError(f"{file} is MathVista's annotation file (solutions, programs and captions per pid), "
+                        "not its questions; load data/testmini.json (or the Hub's testmini parquet) instead")
+
+
+def _check_kind(benchmark: str, rec: dict, ctx: _File) -> None:
+    """Refuse a file whose first row is plainly another kind of file than the benchmark's questions."""
+    keys = sorted(k for k in rec if k != KEY_FIELD)
+    if benchmark == "mathvista" and "question" not in rec and "query" not in rec:
+        raise DataError(f"mathvista: {ctx.path} is not a MathVista question file: its rows have keys {keys[:8]} "
+                        "and no 'question' (expected pid, question, choices, answer, question_type, answer_type, "
+                        "...; annot_testmini.json holds annotations, not questions)")
+    if benchmark == "mathverse" and "problem_version" not in rec and "sample_index" not in rec and not ctx.tsv:
+        raise DataError(f"mathverse: {ctx.path} is not a MathVerse file: its rows have keys {keys[:8]} (expected "
+                        "sample_index, problem_version, question, image, answer, ...)")
 
 
 def _text(rec: dict, key: str, required: bool = True) -> str:
     value = rec.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip()):
         if required:
             raise _BadRow("missing_field", f"key {key!r} is {'absent' if key not in rec else 'null or empty'}")
         return ""
@@ -278,67 +279,123 @@ def _text(rec: dict, key: str, required: bool = True) -> str:
 
 
 def _image(rec: dict, keys: tuple[str, ...], folder: Path, subdirs: tuple[str, ...] = ()) -> tuple[Any, bytes | None]:
-    """(image, embedded bytes) from the first of `keys` that is set: a {"bytes", "path"} struct,
-    raw bytes or a path relative to `folder` (or one of its `subdirs`). Checked to decode."""
+    """(image path, embedded bytes) from the first of `keys` that is set (loaders.find_image reads
+    it: a {"bytes", "path"} struct, bytes, base64 text or a path relative to `folder` or one of its
+    `subdirs`), checked to decode."""
     for key in keys:
         cell = rec.get(key)
-        if cell in (None, "", {}):
+        if cell in (None, "", {}) or (isinstance(cell, dict) and not cell.get("bytes") and not cell.get("path")):
             continue
-        data, path = (cell.get("bytes"), cell.get("path")) if isinstance(cell, dict) else (None, cell)
-        if isinstance(cell, (bytes, bytearray)):
-            data, path = bytes(cell), None
-        if data:
-            try:
-                with Image.open(io.BytesIO(data)) as im:
-                    im.verify()
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-                raise _BadRow("corrupt_image", f"{key}: PIL cannot decode the {len(data)} stored bytes "
-                                               f"({type(exc).__name__}: {exc})") from None
-            return Image.open(io.BytesIO(data)), bytes(data)
-        if isinstance(path, str) and path:
-            candidates = [Path(path)] if Path(path).is_absolute() else [folder / s / path for s in ("",) + subdirs]
-            for c in candidates:
-                if c.is_file():
-                    error = verify_image_file(c)
-                    if error:
-                        raise _BadRow("corrupt_image", f"{key}: {c}: {error}")
-                    return str(c), None
-            raise _BadRow("missing_image", f"{key} {path!r} not found (looked in "
-                                           f"{', '.join(str(c.parent) for c in candidates)})")
+        source, reason, detail = find_image(cell, [folder / s for s in ("",) + subdirs])
+        if source is None:
+            raise _BadRow(reason, f"{key}: {detail}")
+        problem = image_problem(source)
+        if problem:
+            raise _BadRow("corrupt_image", f"{key}: {problem}")
+        return (str(source), None) if isinstance(source, Path) else (None, source)
     raise _BadRow("missing_image", f"no image: keys {list(keys)} are all absent or empty")
 
 
+def _literal(value: Any, what: str) -> Any:
+    """A list or dict stored as Python text (VLMEvalKit TSV cells: "['a', 'b']"); None when empty."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return None
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise _BadRow("wrong_type", f"{what} {value[:60]!r} is not a Python/JSON literal") from None
+
+
 def _precision(value) -> int | None:
-    if value is None or value != value:  # None or NaN
+    if value is None or value == "" or value != value:  # None, empty (TSV) or NaN
         return None
     try:
-        return int(value)
+        return int(float(value))
     except (TypeError, ValueError):
         raise _BadRow("wrong_type", f"precision {value!r} is not a number") from None
 
 
-def _mathvista_item(rec: dict, file: Path, qfield: str | None) -> BenchItem:
-    pid = _text(rec, "pid")
+# MathVista's zero-shot hint (evaluation/build_query.py; query.json and the Hub `query` hold the
+# same text): "Hint: ...\nQuestion: ... (Unit: u)\nChoices:\n(A) ..."
+_MATHVISTA_HINTS = {
+    "multi_choice": "Please answer the question and provide the correct option letter, e.g., A, B, C, D, at the end.",
+    "integer": "Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, "
+               "at the end.",
+    "float1": "Please answer the question requiring a floating-point number with one decimal place and provide the "
+              "final value, e.g., 1.2, 1.3, 1.4, at the end.",
+    "float2": "Please answer the question requiring a floating-point number with two decimal places and provide "
+              "the final value, e.g., 1.23, 1.34, 1.45, at the end.",
+    "list": "Please answer the question requiring a Python list as an answer and provide the final list, e.g., "
+            "[1, 2, 3], [1.2, 1.3, 1.4], at the end.",
+}
+
+
+def mathvista_query(question: str, choices: list[str] | None, unit: str | None, question_type: str,
+                    answer_type: str, precision: int | None) -> str:
+    """MathVista's official zero-shot query, as query.json holds it, for a record without one.
+
+    >>> print(mathvista_query("How many?", None, "g", "free_form", "integer", None))
+    Hint: Please answer the question requiring an integer answer and provide the final value, e.g., 1, 2, 3, at the end.
+    Question: How many? (Unit: g)
+    """
+    key = "multi_choice" if question_type == "multi_choice" else (
+        f"float{precision}" if answer_type == "float" else answer_type)
+    hint = _MATHVISTA_HINTS.get(key, _MATHVISTA_HINTS["float2"] if answer_type == "float" else _MATHVISTA_HINTS["integer"])
+    text = f"Hint: {hint}\nQuestion: {question}" + (f" (Unit: {unit})" if unit else "")
+    if choices:
+        text += "\nChoices:\n" + "\n".join(f"({grading.LETTERS[i]}) {c}" for i, c in enumerate(choices))
+    return text
+
+
+def _mathvista_queries(file: Path) -> dict | None:
+    """query.json beside a MathVista testmini.json (the GitHub layout): pid -> official query."""
+    path = file.parent / "query.json"
+    if file.suffix != ".json" or file.name == "query.json" or not path.is_file():
+        return None
+    try:
+        queries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"mathvista: {path} (the prompts of {file.name}) is not valid JSON: {exc}") from None
+    if not isinstance(queries, dict):
+        raise DataError(f"mathvista: {path} should be an object of pid -> query, got {type(queries).__name__}")
+    return queries
+
+
+def _mathvista_item(rec: dict, ctx: _File) -> BenchItem:
+    pid = _text(rec, "pid", required=False) or _text(rec, KEY_FIELD, required=False) or _text(rec, "index")
     question = _text(rec, "question")
-    choices = rec.get("choices") or None
+    choices = _literal(rec.get("choices"), "choices") or None
     if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
         raise _BadRow("wrong_type", f"choices is {choices!r}, expected a list of strings")
     qtype, atype = _text(rec, "question_type"), _text(rec, "answer_type")
     if qtype == "multi_choice" and not choices:
         raise _BadRow("missing_field", "question_type is multi_choice but choices is empty")
-    meta = rec.get("metadata") or {}
+    meta = _literal(rec.get("metadata"), "metadata") or {}
     if not isinstance(meta, dict):
         raise _BadRow("wrong_type", f"metadata is {type(meta).__name__}, expected an object")
-    image, data = _image(rec, ("decoded_image", "image"), file.parent, ("..", "images"))
-    text = _text(rec, qfield, required=False) if qfield else ""
-    if not text:  # the annotation JSON may lack `query`: question plus its options
-        text = question + ("\nChoices:\n" + "\n".join(f"({grading.LETTERS[i]}) {c}" for i, c in enumerate(choices))
-                           if choices else "")
-    return BenchItem("mathvista", pid, text, _text(rec, "answer"), image, choices, atype,
-                     _precision(rec.get("precision")) if atype == "float" else None, qtype,
-                     {"skills": list(meta.get("skills") or []), "task": meta.get("task"),
-                      "category": meta.get("category"), "context": meta.get("context"),
-                      "grade": meta.get("grade"), "unit": rec.get("unit")}, data)
+    precision = _precision(rec.get("precision")) if atype == "float" else None
+    image, data = _image(rec, ("decoded_image", "image"), ctx.path.parent, ("..", "images"))
+    qfield = ctx.question_field
+    if ctx.tsv and qfield in ("query", "question"):  # VLMEvalKit sends the TSV's question: the query
+        text, source = question, f"{ctx.name}:question (VLMEvalKit prompt)"
+    elif qfield and _text(rec, qfield, required=False):
+        text, source = _text(rec, qfield), f"{ctx.name}:{qfield}"
+    elif qfield == "query" and ctx.queries is not None:
+        if pid not in ctx.queries:
+            raise _BadRow("missing_field", f"pid {pid!r} is not in query.json beside {ctx.path.name}")
+        text, source = ctx.queries[pid], "query.json"
+    elif qfield == "query":
+        text = mathvista_query(question, choices, _text(rec, "unit", required=False) or None, qtype, atype, precision)
+        source = "built as MathVista's build_query.py (no query field, no query.json)"
+    else:
+        raise _BadRow("missing_field", f"question_field {qfield!r} is absent or empty")
+    skills = meta.get("skills") if "skills" in meta else _literal(rec.get("skills"), "skills")
+    return BenchItem("mathvista", pid, text, _text(rec, "answer"), image, choices, atype, precision, qtype,
+                     {"skills": list(skills or []), "task": meta.get("task", rec.get("task")),
+                      "category": meta.get("category", rec.get("category")), "context": meta.get("context"),
+                      "grade": meta.get("grade"), "unit": rec.get("unit") or None, "prompt_source": source}, data)
 
 
 _MV_CHOICE = re.compile(r"^\s*\(?([A-H])\)?\s*[:.：)]\s*(.*?)\s*$")
@@ -365,20 +422,43 @@ def mathverse_choices(question: str) -> list[str] | None:
     return out if len(out) >= 2 else None
 
 
-def _mathverse_item(rec: dict, file: Path, qfield: str | None) -> BenchItem:
-    sid = _text(rec, "sample_index")
+MATHVERSE_TEXT_ONLY = "Text Only"  # problem_version of testmini_text_only: no image by design
+
+
+def _mathverse_item(rec: dict, ctx: _File) -> BenchItem:
+    sid = _text(rec, "sample_index", required=False) or _text(rec, "index")
     version = _text(rec, "problem_version")
     question = _text(rec, "question", required=False)  # empty in Vision Only
-    qtype = _text(rec, "question_type").replace("-", "_")
-    text = (_text(rec, qfield, required=False) if qfield else "") or question
+    answer = _text(rec, "answer")
+    # VLMEvalKit's TSV has no question_type: a lone option letter is a multiple-choice answer
+    qtype = (_text(rec, "question_type", required=False)
+             or ("multi-choice" if re.fullmatch(r"[A-H]", answer.strip()) else "free-form")).replace("-", "_")
+    qfield = ctx.question_field
+    if qfield and _text(rec, qfield, required=False):
+        text, source = _text(rec, qfield), f"{ctx.name}:{qfield}"
+    else:
+        text, source = question, f"{ctx.name}:question" + (" (VLMEvalKit prompt)" if ctx.tsv else "")
     if not text and version != "Vision Only":  # Vision Only: the question is in the image
         raise _BadRow("missing_field", f"no question text: {sorted({qfield or 'question', 'question'})} empty")
-    image, data = _image(rec, ("image",), file.parent, ("images",))
-    meta = rec.get("metadata") or {}
+    text_only = version == MATHVERSE_TEXT_ONLY or "text_only" in ctx.path.name.lower()
+    if text_only:
+        image, data = None, None
+    else:
+        try:
+            image, data = _image(rec, ("image",), ctx.path.parent, ("images",))
+        except _BadRow as bad:
+            if bad.reason == "missing_image" and not rec.get("image"):
+                raise _BadRow("missing_image", f"{bad.detail} (problem_version {version!r}; only MathVerse's "
+                                               f"text-only set, problem_version {MATHVERSE_TEXT_ONLY!r}, has no images)") from None
+            raise
+    meta = _literal(rec.get("metadata"), "metadata") or {}
+    if not isinstance(meta, dict):
+        raise _BadRow("wrong_type", f"metadata is {type(meta).__name__}, expected an object")
     choices = mathverse_choices(question or rec.get("question_for_eval") or "") if qtype == "multi_choice" else None
-    return BenchItem("mathverse", sid, text, _text(rec, "answer"), image, choices, None, None, qtype,
+    return BenchItem("mathverse", sid, text, answer, image, choices, None, None, qtype,
                      {"problem_version": version, "problem_index": str(rec.get("problem_index")),
-                      "subject": meta.get("subject"), "subfield": meta.get("subfield")}, data)
+                      "subject": meta.get("subject"), "subfield": meta.get("subfield"), "prompt_source": source,
+                      "text_only": text_only}, data)
 
 
 def mmmath_gold(solution: str) -> str:
@@ -396,23 +476,16 @@ def mmmath_gold(solution: str) -> str:
 
 
 def _all_boxed(text: str) -> list[str]:
-    out, i = [], text.find("\\boxed{")
-    while i >= 0:
-        depth, j = 1, i + len("\\boxed{")
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        if depth:
-            break
-        out.append(text[i + len("\\boxed{"):j - 1].strip())
-        i = text.find("\\boxed{", j)
-    return out
+    """Every \\boxed{} in `text`, in order (grading.last_boxed on each stretch that starts one)."""
+    starts = [m.start() for m in re.finditer(r"\\boxed\{", text)] + [len(text)]
+    found = (grading.last_boxed(text[i:j]) for i, j in zip(starts, starts[1:]))
+    return [f.strip() for f in found if f is not None]
 
 
-def _mmmath_item(rec: dict, file: Path, qfield: str | None) -> BenchItem:
-    question = _text(rec, qfield or "question")
+def _mmmath_item(rec: dict, ctx: _File) -> BenchItem:
+    question = _text(rec, ctx.question_field or "question")
     answer = _text(rec, "answer", required=False) or mmmath_gold(_text(rec, "solution"))
-    image, data = _image(rec, ("image", "file_name"), file.parent, ("MM_Math", "Image", "image", "images"))
+    image, data = _image(rec, ("image", "file_name"), ctx.path.parent, ("MM_Math", "Image", "image", "images"))
     knowledge = rec.get("knowledge")
     level = rec.get("difficult")
     item_id = rec.get("id") or Path(str(rec.get("file_name") or "")).stem
@@ -420,7 +493,7 @@ def _mmmath_item(rec: dict, file: Path, qfield: str | None) -> BenchItem:
         raise _BadRow("missing_field", "no 'id' and no 'file_name' to name the question by")
     return BenchItem("mmmath", str(item_id), question, answer, image, None, None, MMMATH_PRECISION, "free_form",
                      {"level": MMMATH_LEVELS.get(level, level), "difficult": level, "year": rec.get("year"),
-                      "knowledge": knowledge}, data)
+                      "knowledge": knowledge, "prompt_source": f"{ctx.name}:{ctx.question_field or 'question'}"}, data)
 
 
 _VARIANT = re.compile(r"(?:variant|sample)[_-]?(\d+)", re.I)
@@ -432,28 +505,40 @@ def _variant_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _dynamath_item(rec: dict, file: Path, qfield: str | None) -> BenchItem:
-    question = _text(rec, qfield or "question")
+def dynamath_choices(question: str) -> list[str] | None:
+    """The options written into a DynaMath question, "Choices: (A) yes (B) no" or "choice: (A) 2 (B) 1".
+
+    >>> dynamath_choices("how many zeros? choice: (A) 2 (B) 1 (C) 0")
+    ['2', '1', '0']
+    """
+    return grading.choices_in(re.sub(r"\bchoice\s*:", "Choices:", question or "", flags=re.I))
+
+
+def _dynamath_item(rec: dict, ctx: _File) -> BenchItem:
+    question = _text(rec, ctx.question_field or "question")
     answer = _text(rec, "ground_truth", required=False) or _text(rec, "answer")
     atype = _text(rec, "answer_type")
-    qid = str(rec.get("qid") or _text(rec, "id"))
-    variant = rec.get("varid") or rec.get("variant") or _variant_of(file)
+    seed = KEY_FIELD in rec  # the GitHub seed set: dataset.json keyed by question id, one variant
+    qid = str(rec.get("qid") or (rec[KEY_FIELD] if seed else _text(rec, "id")))
+    variant = rec.get("varid") or rec.get("variant") or _variant_of(ctx.path) or (0 if seed else None)
     if variant is None:
-        raise _BadRow("missing_field", f"no 'varid' key and no variant number in the file name {file.name!r}")
-    image, data = _image(rec, ("decoded_image", "image"), file.parent, ("..",))
+        raise _BadRow("missing_field", f"no 'varid' key and no variant number in the file name {ctx.path.name!r}")
+    image, data = _image(rec, ("decoded_image", "image"), ctx.path.parent, ("..",))
     mc = atype == "multiple choice"
-    return BenchItem("dynamath", f"{qid}-v{int(variant)}", question, answer, image,
-                     grading.choices_in(question) if mc else None, atype,
+    return BenchItem("dynamath", qid if seed else f"{qid}-v{int(variant)}", question, answer, image,
+                     dynamath_choices(question) if mc else None, atype,
                      DYNAMATH_PRECISION if atype == "float" else None, "multi_choice" if mc else "free_form",
                      {"qid": qid, "variant": int(variant), "subject": rec.get("subject"),
-                      "knowledge_level": rec.get("knowledge_level")}, data)
+                      "knowledge_level": rec.get("knowledge_level") or rec.get("level"), "seed": seed,
+                      "prompt_source": f"{ctx.name}:{ctx.question_field or 'question'}"
+                                       + (" (VLMEvalKit builds its prompt around it)" if ctx.tsv else "")}, data)
 
 
 _ROW_READERS = {"mathvista": _mathvista_item, "mathverse": _mathverse_item, "mmmath": _mmmath_item,
                 "dynamath": _dynamath_item}
 
 
-def _load_nano(path: Path, limit: int | None) -> BenchItems:
+def _load_nano(path: Path, limit: int | None) -> Records:
     from visionr1 import nano_task
 
     file = path if path.is_file() else path / "test.jsonl"
@@ -462,7 +547,7 @@ def _load_nano(path: Path, limit: int | None) -> BenchItems:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(f"nano: cannot read {file} as the nano test split ({type(exc).__name__}: {exc})") from None
     report = LoadReport(root=str(path), rows_total=len(samples), rows_ok=len(samples), files=[file.name])
-    items = BenchItems(report=report)
+    items = Records(report=report)
     for s in samples[:limit]:
         items.append(BenchItem("nano", s.id, s.question, s.answer, s.image, s.choices,
                                "text" if s.choices else "integer", None,

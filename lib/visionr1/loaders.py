@@ -225,6 +225,7 @@ def open_image(path: str | Path) -> Image.Image:
 DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".tsv")
 KEY_FIELD = "_key"  # a JSON object keyed by id (MathVista, DynaMath seed set): each row's key
 BAD_ROW = object()  # stands for a row that did not parse (already in the report)
+_JSON_LINES = object()
 _BASE64_MIN_CHARS = 1024  # a string cell this long is base64 image data, not a path (VLMEvalKit TSV)
 
 
@@ -271,19 +272,20 @@ def iter_rows(path: Path, name: str, report: LoadReport, *, keyed: bool = True,
     stripped = text.lstrip()
     if not stripped:
         return
-    data: Any = None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if _looks_like_tsv(text):
-            report.add(name, None, "invalid_json", f"this is a tab-separated file (a VLMEvalKit TSV?), not JSON; "
-                                                   f"name it .tsv to read it as one ({exc})")
-            return
-        if not stripped.startswith("{") or "Extra data" not in str(exc):
-            report.add(name, None, "invalid_json", str(exc))
-            return
-        data = None  # several top-level values: JSON Lines
-    if data is None:
+    data: Any = _JSON_LINES
+    if path.suffix != ".jsonl":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if _looks_like_tsv(text):
+                report.add(name, None, "invalid_json", f"this is a tab-separated file (a VLMEvalKit TSV?), not JSON; "
+                                                       f"name it .tsv to read it as one ({exc})")
+                return
+            if not (stripped.startswith("{") and "Extra data" in str(exc)):
+                report.add(name, None, "invalid_json", str(exc))
+                return
+            data = _JSON_LINES  # several top-level objects: JSON Lines under a .json name
+    if data is _JSON_LINES:
         row = 0
         for line_no, line in enumerate(text.splitlines()):
             if not line.strip():
