@@ -2,7 +2,7 @@
 
   run PARAMS... [--only S] [--from S] [--resume] [--set k=v]   run the stage notebooks (papermill)
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
-  data check DIR                                                validate a dataset folder
+  data check PATH                                               check every dataset beneath a folder or in a file
   params PARAMS... [--set k=v]                                  print the resolved params
   preflight PARAMS... [--gpu-gib G]                             check SFT data length and memory before training
   score FILE [-o OUT]                                           grade a MathVista-format prediction file
@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return tiny_main(rest)
     if cmd == "data":
         if not rest or rest[0] != "check":
-            print("usage: python -m visionr1 data check DIR", file=sys.stderr)
+            print("usage: python -m visionr1 data check PATH", file=sys.stderr)
             return 2
-        from visionr1.loaders import main_data_check
+        from visionr1.data_stage import main_data_check
 
         return main_data_check(rest[1:])
     if cmd == "params":

@@ -905,6 +905,60 @@ def load_sharegpt(
     return records
 
 
+def sharegpt_entry_for_file(path: str | Path) -> tuple[str, dict[str, Any], str]:
+    """(name, dataset_info entry, where the entry came from) for one sharegpt file.
+
+    In order: the entry of a ``dataset_info.json`` beside the file that names it; the Vision-R1
+    README's entry for a released file name; else LLaMA-Factory's sharegpt defaults, with the
+    messages column and role tags read off the first row (``conversations`` with ``from``/``value``
+    or ``messages`` with ``role``/``content``). Raises DataError when the first row is neither.
+    """
+    path = Path(path)
+    if (path.parent / DATASET_INFO).is_file():
+        info = load_dataset_info(path.parent)
+        for name, entry in info.items():
+            if isinstance(entry, dict) and entry.get("file_name") == path.name:
+                return name, entry, f"{path.parent / DATASET_INFO}"
+    for name, entry in RELEASED_COLD_ENTRIES.items():
+        if entry["file_name"] == path.name:
+            return name, entry, "the Vision-R1 README's entry (no dataset_info.json names the file)"
+    report = LoadReport()
+    first = next((row for _, row in iter_rows(path, path.name, report, keyed=False)), None)
+    if report.file_problems:
+        raise DataError(f"cannot read {path} as sharegpt: {report.file_problems[0]}")
+    turns_key = next((k for k in ("conversations", "messages") if isinstance(first, dict) and isinstance(first.get(k), list)), None)
+    if turns_key is None:
+        keys = sorted(first) if isinstance(first, dict) else type(first).__name__
+        raise DataError(f"{path} is not a sharegpt file: its first row has {keys}; expected a 'conversations' or "
+                        "'messages' list of turns (LLaMA-Factory sharegpt), or a dataset_info.json beside it naming the file")
+    turn = next((t for t in first[turns_key] if isinstance(t, dict)), {})
+    role_tag, content_tag = ("role", "content") if "role" in turn else ("from", "value")
+    roles = {t.get(role_tag) for t in first[turns_key] if isinstance(t, dict)}
+    user_tag, assistant_tag = ("user", "assistant") if "user" in roles or "assistant" in roles else ("human", "gpt")
+    images = "images" if "images" in first or "image" not in first else "image"
+    entry = {"file_name": path.name, "formatting": "sharegpt", "columns": {"messages": turns_key, "images": images},
+             "tags": {"role_tag": role_tag, "content_tag": content_tag, "user_tag": user_tag, "assistant_tag": assistant_tag}}
+    return path.stem, entry, "read off the first row (no dataset_info.json names the file)"
+
+
+def load_sharegpt_file(
+    path: str | Path, *, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, verify_images: bool = False
+) -> Records:
+    """Load one sharegpt JSON/JSONL/parquet file, e.g. ``vision_r1_llava_cot_full.json`` on its own.
+
+    The column mapping is ``sharegpt_entry_for_file``'s; images resolve against the file's folder.
+    Records and errors as ``load_sharegpt``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sharegpt file {path} does not exist")
+    name, entry, _ = sharegpt_entry_for_file(path)
+    report = LoadReport(root=str(path.parent))
+    records = Records(_read_sharegpt_entry(path.parent, name, entry, report, verify_images, {}), report)
+    report.raise_or_warn(f"{path}", max_bad_fraction)
+    return records
+
+
 # ---------------------------------------------------------------------------
 # validation of a whole folder and the `data check` CLI
 
@@ -968,26 +1022,11 @@ def format_check_report(report: LoadReport, max_problems: int | None = None) -> 
 
 
 def main_data_check(argv: Sequence[str] | None = None) -> int:
-    """CLI ``python -m visionr1 data check DIR [--max-problems N] [--name NAME ...]``.
+    """CLI ``python -m visionr1 data check PATH``: ``visionr1.data_stage.main_data_check``, which finds
+    every dataset beneath PATH and checks each with the loader its stage uses."""
+    from visionr1 import data_stage
 
-    ``argv`` is what follows ``data check``. Prints the report; returns 0 when clean,
-    1 when there are problems, 2 when the folder is missing or not a dataset folder.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m visionr1 data check",
-        description="Validate a Vision-R1 dataset folder: LLaMA-Factory sharegpt (dataset_info.json) or geometry3k parquet.",
-    )
-    parser.add_argument("dir", type=Path, help="dataset folder")
-    parser.add_argument("--max-problems", type=int, default=50, help="problems to print (default 50; -1 for all)")
-    parser.add_argument("--name", action="append", help="check only this dataset_info entry (repeatable)")
-    args = parser.parse_args(argv)
-    try:
-        report = check_dataset_dir(args.dir, names=args.name)
-    except (FileNotFoundError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_check_report(report, None if args.max_problems < 0 else args.max_problems))
-    return 1 if report.problems else 0
+    return data_stage.main_data_check(None if argv is None else list(argv))
 
 
 __all__ = [
@@ -1000,12 +1039,18 @@ __all__ = [
     "LoadReport",
     "Records",
     "SharegptSpec",
+    "RELEASED_COLD_ENTRIES",
     "check_dataset_dir",
+    "decode_image",
+    "find_image",
     "find_parquet_files",
     "format_check_report",
+    "image_problem",
+    "iter_rows",
     "load_dataset_info",
     "load_geometry3k",
     "load_sharegpt",
+    "load_sharegpt_file",
     "main_data_check",
     "open_image",
     "parse_sharegpt_row",
