@@ -89,8 +89,11 @@ def to_multimodal(messages: list[dict], n_images: int, where: str) -> list[dict]
 
 
 def load_rows(data: str | Path, datasets: list[str] | None = None, max_bad_fraction: float = 0.01) -> list[dict]:
-    """Rows {id, images: [path], messages: [{role, content}]} from sft.jsonl or a sharegpt folder."""
+    """Rows {id, images: [path], messages: [{role, content}]} from sft.jsonl, a sharegpt folder, or one
+    sharegpt file (.json array or .parquet, e.g. vision_r1_llava_cot_full.json: loaders.load_sharegpt_file)."""
     data = Path(data)
+    if data.is_file() and data.suffix in (".json", ".parquet"):
+        return list(loaders.load_sharegpt_file(data, max_bad_fraction=max_bad_fraction))
     if data.is_dir():
         info = loaders.load_dataset_info(data)
         names = datasets or list(info)
