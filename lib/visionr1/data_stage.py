@@ -179,14 +179,14 @@ def _benchmark_of(keys: set[str]) -> str | None:
 
 
 def _rl_split_of(path: Path, top: Path) -> tuple[Path, str] | None:
-    """(rl_data_dir, split) under which the RL loader reads `path`: the outermost folder up to
-    three levels above it (within `top`) for which find_parquet_files(folder, split) lists it."""
+    """(rl_data_dir, split) under which the RL loader reads `path`: for the first split name that
+    works (train/test first), the outermost folder up to three levels above it (within `top`)
+    for which find_parquet_files(folder, split) lists it."""
     names = [path.stem.split("-")[0], path.parent.name, path.stem]
     splits = [s for s in RL_SPLITS if s in names] + [s for s in names if s not in RL_SPLITS + ("data", "default")]
-    for root in (path.parents[2], path.parents[1], path.parent) if len(path.parents) > 2 else (path.parent,):
-        if root != top and top not in root.parents:
-            continue
-        for split in splits:
+    roots = [r for r in path.parents[:3][::-1] if r == top or top in r.parents]
+    for split in splits:  # train/test first: "extra/train.parquet" is split train of extra/, not split extra
+        for root in roots:
             if path in loaders.find_parquet_files(root, split):
                 return root, split
     return None
@@ -267,7 +267,8 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
             skipped.append((rel, f"not a recognized dataset file ({what})"))
     for (root, split), group in sorted(rl_groups.items()):
         if split not in RL_SPLITS and not top.is_file():
-            skipped.append((f"{root} split {split!r}", f"00_data reads only the {'/'.join(RL_SPLITS)} splits of rl_data_dir"))
+            where = root.relative_to(top).as_posix() if top.is_dir() else str(root)
+            skipped.append((f"{where} split {split!r}", f"00_data reads only the {'/'.join(RL_SPLITS)} splits of rl_data_dir"))
             continue
         checks.append(Check(f"Vision-R1-rl split {split!r}", root,
                             lambda r=root, s=split: loaders.load_geometry3k(r, s, max_bad_fraction=max_bad_fraction)))

@@ -320,6 +320,18 @@ def _tsv_rows(text: str) -> list[dict[str, str]]:
     return rows
 
 
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")
+
+
+def _base64_image(text: str) -> bytes | None:
+    """The bytes of a short base64 image cell (a tiny image), None when it is not one (a path)."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if data.startswith(_IMAGE_MAGIC) else None
+
+
 ImageSource = bytes | Path  # embedded (encoded) bytes or an image file
 
 
@@ -343,6 +355,7 @@ def find_image(cell: Any, dirs: Sequence[Path]) -> tuple[ImageSource | None, str
             return None, "corrupt_image", f"a {len(cell)}-character image cell is not valid base64 ({exc})"
     elif isinstance(cell, str):
         path = cell
+        data = None if any(d.joinpath(cell).is_file() for d in dirs) else _base64_image(cell)
     else:
         return None, "wrong_type", f"expected an image struct {{'bytes', 'path'}}, bytes, base64 text or a path, got {type(cell).__name__}"
     if data:
