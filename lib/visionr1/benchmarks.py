@@ -714,47 +714,17 @@ def _subscore_keys(benchmark: str, it: BenchItem) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # MathVista's official calculate_score.py
 # ---------------------------------------------------------------------------------------------
-def _edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (python-Levenshtein's `distance`, which the official scorer uses)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(cur[j - 1] + 1, prev[j] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def official_mathvista_prediction(rec: dict, ignore_empty_extractions: bool = False) -> str | None:
-    """calculate_score.py's normalize_extracted_answer on a record's official `extraction`.
+    """calculate_score.py's normalize_extracted_answer on a record's official `extraction`
+    (visionr1.scoring.official_prediction: the one copy, also behind `score --official`).
 
     >>> official_mathvista_prediction({"extraction": "B", "choices": ["35°", "145°"],
     ...     "question_type": "multi_choice", "answer_type": "text", "precision": None})
     '145°'
     """
-    extraction, choices = rec.get("extraction"), rec.get("choices")
-    if rec["question_type"] == "multi_choice":
-        extraction = extraction.strip() if isinstance(extraction, str) else str(extraction)
-        if ignore_empty_extractions and not extraction:
-            return None
-        letter = re.findall(r"\(([a-zA-Z])\)", extraction)  # "(A) text" -> "A"
-        if letter:
-            extraction = letter[0].upper()
-        options = [chr(ord("A") + i) for i in range(len(choices))]
-        if extraction in options:
-            return choices[options.index(extraction)]
-        distances = [_edit_distance(extraction, c) for c in choices]
-        return choices[distances.index(min(distances))]
-    try:
-        if rec["answer_type"] == "integer":
-            return str(int(float(extraction)))
-        if rec["answer_type"] == "float":
-            return str(round(float(extraction), int(rec.get("precision"))))
-        if rec["answer_type"] == "list":
-            return str(extraction)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return extraction  # text: compared as is
+    from visionr1 import scoring
+
+    return scoring.official_prediction(rec.get("extraction"), rec, ignore_empty_extractions)
 
 
 def official_mathvista_verdict(rec: dict, ignore_empty_extractions: bool = False) -> bool:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from visionr1 import benchmarks
+from visionr1 import benchmarks, grading
 from visionr1.cold_start import JsonlStore
 
 Responder = Callable[[list], list[str]]  # items -> responses
@@ -104,7 +104,8 @@ def openai_responder(base_url: str, model: str, s: Sampling, api_key_env: str = 
 
 def run(items: list, respond: Responder, out: str | Path, s: Sampling, desc: str = "evaluating") -> list[dict]:
     """Responses and verdicts for `items`, resuming from `out` (JSONL keyed by item id). Returns one
-    record per item, in item order: {id, response, tries, extraction, correct, format_ok, seconds}."""
+    record per item, in item order: {id, response, tries, extraction, correct, format_ok, seconds,
+    grading} (`grading`: the comparisons and counters grading it took; `grading_summary` sums them)."""
     ids = [i.id for i in items]
     if len(set(ids)) != len(ids):
         dup = next(x for x in ids if ids.count(x) > 1)
@@ -125,13 +126,32 @@ def run(items: list, respond: Responder, out: str | Path, s: Sampling, desc: str
                     responses[j], tries[j] = r, tries[j] + 1
             per = (time.perf_counter() - t0) / len(batch)
             for item, r, t in zip(batch, responses, tries):
-                store.append({"id": item.id, "response": r, "tries": t, "seconds": round(per, 4),
-                              **benchmarks.score(item, r)})
+                before = dict(grading.STATS)
+                verdict = benchmarks.score(item, r)
+                store.append({"id": item.id, "response": r, "tries": t, "seconds": round(per, 4), **verdict,
+                              "grading": _grading_delta(before)})
             bar.update(len(batch))
     finally:
         bar.close()
         store.close()
     return [store.records[i] for i in ids]
+
+
+def _grading_delta(before: dict) -> dict:
+    """What grading one response cost and hit: its comparisons, seconds and nonzero counters."""
+    d = {k: grading.STATS[k] - before.get(k, 0) for k in ("graded",) + grading.COUNTERS}
+    return {**{k: v for k, v in d.items() if v}, "seconds": round(grading.STATS["grading_s"] - before.get("grading_s", 0), 6)}
+
+
+def grading_summary(records: list[dict]) -> dict:
+    """A benchmark's grading counters over its records (the per-record "grading" field, kept in the
+    JSONL so a resumed run still counts them): timeouts, refused, ungradeable_gold, errors, graded
+    and mean_ms, the mean time of one comparison."""
+    tot: Counter = Counter()
+    for r in records:
+        tot.update(r.get("grading") or {})
+    out = {k: int(tot[k]) for k in grading.COUNTERS + ("graded",)}
+    return {**out, "mean_ms": round(1000 * tot["seconds"] / tot["graded"], 4) if tot["graded"] else 0.0}
 
 
 # ---------------------------------------------------------------------------------------------

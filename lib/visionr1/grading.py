@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import ast
 import functools
-import math
-import multiprocessing as mp
+import logging
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,7 +41,10 @@ from fractions import Fraction
 MAX_ANSWER_CHARS = 300  # an "answer" longer than this is not an answer: graded wrong, never parsed
 MATH_VERIFY_TIMEOUT_S = 0.5  # budget of one math-verify comparison (worker killed past it)
 
-STATS: Counter = Counter()  # process-wide counts: ungradeable_gold, timeouts, refused, errors
+log = logging.getLogger(__name__)
+
+COUNTERS = ("timeouts", "refused", "ungradeable_gold", "errors")  # what can go wrong while grading
+STATS: Counter = Counter()  # process-wide: the COUNTERS, graded (comparisons made), grading_s (their time)
 
 # ---------------------------------------------------------------------------------------------
 # 1. Format
@@ -99,7 +106,7 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 @dataclass(frozen=True)
 class Extraction:
     answer: str | None  # the extracted answer text (None: nothing found, or ambiguous)
-    method: str         # where it came from: answer_block, boxed, final_answer, answer_is, option, last_number, none
+    method: str         # where it came from: answer_block, boxed, statement, option, mention, last_value, none
 
 
 def last_boxed(text: str) -> str | None:
@@ -117,72 +124,178 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+# End-of-text tokens that chat models leave in decoded text (seen in MathVista's minigpt4 outputs)
+_END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|<end_of_turn>|<eos>))+\s*$")
 _FINAL = re.compile(r"final answer\s*(?:is)?\s*[:：]?\s*", re.I)
-_ANSWER_IS = re.compile(r"(?:the )?(?:correct )?answer is\s*[:：]?\s*", re.I)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+# Cues that introduce a final answer, English and Chinese; the text after the last cue is the answer
+# statement ("The correct option is (C) decrease.", "Answer: (A) 16π/5", "the choice that matches
+# this is B", "Option B) No", "答案是C", "故选：B")
+_CUES = re.compile(
+    r"final answer\s*(?:is)?\s*[:：]?"
+    r"|\b(?:answer|option|choice)\b[^.\n:：?!]{0,40}?\b(?:is|would be|should be|will be|must be)\b\s*[:：]?"
+    r"|\banswer\s*[:：]"
+    r"|\b(?:option|choice)\s+(?=\(?[A-Z]\b)"
+    r"|答案(?:应该?是|应为|是|为)?\s*[:：]?"
+    r"|(?:故|所以|因此|应|则)?选(?:择|项)?(?:为|是)?\s*[:：]?\s*(?=\(?[A-Z])",
+    re.I)
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|。|,\s(?=because|since|as|which)|;\s|\n")
 
 
-def _after_last(pattern: re.Pattern, text: str) -> str | None:
-    last = None
-    for m in pattern.finditer(text):
-        last = m
-    if last is None:
-        return None
-    rest = text[last.end():].strip()
-    line = rest.split("\n", 1)[0].strip()
-    # "the answer is 5." / "the answer is (B), because ..." -> up to the sentence end
-    line = re.split(r"\.(?=\s|$)|,\s(?=because|since|as|which)", line, maxsplit=1)[0]
-    return line.strip() or None
+def _statement_after(m: re.Match, text: str) -> str | None:
+    rest = text[m.end():].strip()
+    rest = _SENTENCE_END.split(rest, maxsplit=1)[0]
+    return rest.strip() or None
+
+
+def statements(text: str) -> list[str]:
+    """The answer statements of a text, last first: what follows each answer cue up to the end of
+    its sentence.
+
+    >>> statements("I think the answer is B (no). Final answer: C")
+    ['C', 'B (no)']
+    """
+    out = []
+    for m in _CUES.finditer(text):
+        s = _statement_after(m, text)
+        if s:
+            out.append(s)
+    return out[::-1]
 
 
 def clean_answer(a: str) -> str:
-    """Strip wrappers around an extracted answer: 'Final Answer:', $...$, \\boxed{}, a full stop."""
-    a = a.strip()
-    a = _FINAL.sub("", a, count=1) if _FINAL.match(a) else a
-    boxed = last_boxed(a)
-    if boxed is not None:
-        a = boxed
-    a = a.strip()
-    if len(a) >= 2 and a[0] == "$" and a[-1] == "$":
-        a = a.strip("$").strip()
-    if a.startswith("\\(") and a.endswith("\\)"):
-        a = a[2:-2].strip()
-    return a.rstrip(".").strip()
+    """Strip wrappers around an extracted answer: 'Final Answer:', $...$, \\boxed{}, markdown bold or
+    italics, a trailing end-of-text token or full stop."""
+    prev = None
+    while a != prev:
+        prev = a
+        a = _END_TOKENS.sub("", a).strip()
+        a = _FINAL.sub("", a, count=1) if _FINAL.match(a) else a
+        boxed = last_boxed(a) if a.startswith(("\\boxed", "\\fbox", "$\\boxed")) or "\\boxed" in a else None
+        if boxed is not None:
+            a = boxed
+        a = a.strip()
+        for lo, hi in (("**", "**"), ("__", "__"), ("*", "*"), ("`", "`"), ("$$", "$$"), ("$", "$"),
+                       ("\\(", "\\)"), ("\\[", "\\]")):
+            if len(a) >= len(lo) + len(hi) and a.startswith(lo) and a.endswith(hi):
+                a = a[len(lo):len(a) - len(hi)].strip()
+        a = a.rstrip(".。").strip()
+    return a
+
+
+# a LaTeX math span; the last one in a text is the answer when no statement is found
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$\n]+?)\$|\\\((.+?)\\\)", re.S)
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?![\d.])|\d+)?(?:\.\d+)?(?![\w])")
+
+
+def _numbers(text: str) -> list[re.Match]:
+    return [m for m in _NUMBER.finditer(text) if any(ch.isdigit() for ch in m.group())]
+
+
+def last_value(text: str) -> str | None:
+    """The last math span ($...$, \\(...\\), \\[...\\]) or the last number outside one, whichever ends
+    later. A number inside an expression is never taken alone: `$\\frac{1+\\sqrt{5}}{2}$` is the
+    whole fraction, not 2."""
+    spans = list(_MATH_SPAN.finditer(text))
+    span = spans[-1] if spans else None
+    nums = [m for m in _numbers(text) if not any(s.start() <= m.start() < s.end() for s in spans)]
+    num = nums[-1] if nums else None
+    if span is not None and (num is None or span.end() >= num.end()):
+        inner = next(g for g in span.groups() if g is not None).strip()
+        return clean_answer(inner) or None
+    return num.group().strip() if num is not None else None
 
 
 def extract_answer(text: str, choices: list[str] | None = None, block_only: bool = False) -> Extraction:
     """The final answer of a response.
 
     With `block_only` (the RL rewards) only a single <answer> block counts: two blocks, or an
-    answer outside the block, extract nothing. Otherwise (benchmark responses) the answer block,
-    then the last \\boxed{}, "Final Answer:", "the answer is", a lone option letter, the last number.
+    answer outside the block, extract nothing. Inside the block: the block's text, or the answer
+    statement it makes ("The answer is C."). Otherwise (benchmark responses) the answer block, then
+    the last \\boxed{}, the last answer statement ("the answer is", "Final Answer:", "The correct
+    option is", "答案是"), for multiple choice an option the text names or mentions alone, and
+    finally the last math span or number.
     """
     n_open = text.count("<answer>")
     if n_open == 1 and text.count("</answer>") == 1 and text.index("<answer>") < text.index("</answer>"):
         inner = text[text.index("<answer>") + len("<answer>"):text.index("</answer>")]
-        return Extraction(clean_answer(inner) or None, "answer_block")
+        if len(inner) > 20 * MAX_ANSWER_CHARS:  # no answer is this long: not worth a scan
+            return Extraction(clean_answer(inner[:MAX_ANSWER_CHARS + 1]) or None, "answer_block")
+        a = clean_answer(inner)
+        if a and choices and match_option(a, choices) is None:
+            named = _named_option(statements(inner), choices)
+            if named is not None:
+                return Extraction(named, "answer_block")
+        elif a and not choices and to_number(normalize(a)) is None:
+            st = statements(inner)
+            if st and len(st[0]) < len(a):
+                return Extraction(clean_answer(st[0]) or a, "answer_block")
+        return Extraction(a or None, "answer_block")
     if block_only or n_open > 1:
         return Extraction(None, "none")
-    text = text[-20000:]  # the answer is at the end; bounded work on megabyte responses
+    text = _END_TOKENS.sub("", text[-20000:])  # the answer is at the end; bounded work on megabyte responses
     boxed = last_boxed(text)
     if boxed is not None:
         return Extraction(clean_answer(boxed), "boxed")
-    for pattern, method in ((_FINAL, "final_answer"), (_ANSWER_IS, "answer_is")):
-        found = _after_last(pattern, text)
-        if found:
-            return Extraction(clean_answer(found), method)
-    stripped = text.strip()
-    if choices and re.fullmatch(r"\(?[A-Z]\)?[.:)]?", stripped):
-        return Extraction(stripped, "option")
-    if choices and len(stripped) <= MAX_ANSWER_CHARS and match_option(stripped, choices) is not None:
-        return Extraction(stripped, "option")
-    nums = _NUMBER.findall(text)
-    if nums:
-        return Extraction(nums[-1], "last_number")
+    found = statements(text)
+    if choices:
+        named = _named_option(found, choices)
+        if named is not None:
+            return Extraction(named, "statement")
+        stripped = clean_answer(text)
+        if len(stripped) <= MAX_ANSWER_CHARS and match_option(stripped, choices) is not None:
+            return Extraction(stripped, "option")
+        lines = [ln for ln in (clean_answer(x) for x in text.split("\n")) if ln]
+        for ln in lines[::-1]:  # a line that is an option letter alone ("C" before the explanation)
+            if re.fullmatch(r"\(?[A-Z]\)?[.:)]?", ln) and match_option(ln, choices) is not None:
+                return Extraction(ln, "option")
+        if lines:
+            tail = re.search(r"\(([A-Z])\)\W*$", lines[-1])  # "... if the grasses increase. (C)"
+            if tail and LETTERS.index(tail.group(1)) < len(choices):
+                return Extraction(tail.group(1), "option")
+            first = match_option(lines[0], choices) if _is_yes_no(choices) else None
+            if first is not None:  # "No, the number of gray cars is not less than ..."
+                return Extraction(lines[0], "option")
+            mentioned = _mentioned_option(lines[-1], choices)
+            if mentioned is not None:
+                return Extraction(mentioned, "mention")
+    if found:
+        st = clean_answer(found[0])
+        if to_number(normalize(st)) is None and re.search(r"[a-zA-Z]{3,}", st) and not choices:
+            st = last_value(st) or st  # "The largest $n$ is 34" -> 34
+        return Extraction(st, "statement")
+    v = last_value(text)
+    if v is not None:
+        return Extraction(v, "last_value")
     return Extraction(None, "none")
 
 
-_OPTION = re.compile(r"^\(?([A-Z])\)?(?:\s*[.:)]\s*|\s+|$)(.*)$", re.S)
+def _named_option(found: list[str], choices: list[str]) -> str | None:
+    """The first of the statements (last first) that names exactly one option."""
+    for s in found:
+        s = clean_answer(s)
+        if match_option(s, choices) is not None:
+            return s
+    return None
+
+
+def _is_yes_no(choices: list[str]) -> bool:
+    return sorted(normalize(c) for c in choices) == ["no", "yes"]
+
+
+def _mentioned_option(line: str, choices: list[str]) -> str | None:
+    """The one option whose text a sentence mentions as a phrase ("... is most likely a polynomial
+    function." -> "a polynomial"); None when it mentions none or several. Free text only: an
+    <answer> block must name its option."""
+    low = line.lower()
+    hits = []
+    for c in choices:
+        t = c.strip().lower()
+        if len(t) < 2 or re.fullmatch(r"[\d.,\s-]+", t):  # numbers are read as values, not mentions
+            continue
+        if re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", low):
+            hits.append(c)
+    hits = [h for h in hits if not any(h != o and h.lower() in o.lower() for o in hits)]  # "sample A" in "sample A and B"
+    return hits[0] if len(hits) == 1 else None
 
 
 _CHOICES = re.compile(r"(?:choices|options)\s*:\s*(.*)", re.I | re.S)
@@ -209,21 +322,61 @@ def choices_in(question: str) -> list[str] | None:
     return [t.strip() for t in texts]
 
 
+# an option letter leading an answer: "(B)", "B.", "B)", "B:", "Option B", "**B**", "[B]"
+_LEAD = re.compile(r"^(?:(?:option|choice)\s*)?([(\[（]?)([A-Z])([)\]）]?)(?=$|[\s.:：,;)）]|$)\s*[.:：,;]?\s*(.*)$", re.S | re.I)
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+
+def _plain(a: str) -> str:
+    """An answer without dressing, for option matching: `**(B) Solution A**` -> `(B) Solution A`,
+    `\\text{(C)} 5` -> `(C) 5`."""
+    a = clean_answer(a)
+    a = _TEXT_WRAP.sub(r"\1", a).replace("**", "").replace("\\%", "%")
+    return clean_answer(a)
+
+
 def match_option(answer: str, choices: list[str]) -> str | None:
-    """The option letter `answer` names, by letter ("B", "(B)", "B.", "B: 145°") or by the option's
-    text ("145°"); None when it names none or several ("A or B or C").
+    """The option letter `answer` names, by letter ("B", "(B)", "B.", "B: 145°", "C (octopus)",
+    "Option B) No", "**C**") or by the option's text ("145°"); None when it names none or several
+    ("A or B or C") or its letter and text contradict ("B: 35°" when 35° is A).
 
     >>> match_option("B: 145°", ["35°", "145°"]), match_option("A or B", ["1", "2"]), match_option("2", ["1", "2"])
     ('B', None, 'B')
     """
-    a = answer.strip()
-    m = _OPTION.match(a)
-    if m and LETTERS.index(m.group(1)) < len(choices):
-        letter, rest = m.group(1), m.group(2).strip()
-        if not rest or _same_text(rest, choices[LETTERS.index(letter)]):
-            return letter
+    a = _plain(answer)
+    if not a:
+        return None
+    n = len(choices)
+    m = _LEAD.match(a)
+    if m and (m.group(2).isupper() or m.group(1) or a[:6].lower() in ("option", "choice")):
+        letter, k = m.group(2).upper(), LETTERS.index(m.group(2).upper())
+        rest = m.group(4).strip()
+        delimited = bool(m.group(1) or m.group(3)) or not rest or a[len(m.group(1)) + 1:][:1] in ".:：,;"
+        if k < n:
+            inner = re.sub(r"^[(（\[]\s*(.*?)\s*[)）\]]$", r"\1", rest).rstrip(".。").strip()
+            if not inner or _same_text(inner, choices[k]) or _same_text(rest, choices[k]):
+                return letter
+            others = [i for i, c in enumerate(choices) if i != k and _same_text(inner, c)]
+            if others:
+                return None  # letter and text name different options
+            if re.search(r"(?<![A-Za-z])[A-Z](?![A-Za-z])", inner) and not _mentions(choices[k], inner):
+                return None  # another letter: "A or B", "A, then B"
+            if delimited or inner.lower() in choices[k].lower() or choices[k].lower() in inner.lower():
+                return letter
+        elif delimited:
+            return None  # a letter beyond the options
     hits = [LETTERS[i] for i, c in enumerate(choices) if _same_text(a, c)]
-    return hits[0] if len(hits) == 1 else None
+    if len(hits) == 1:
+        return hits[0]
+    if not hits and _is_yes_no(choices):
+        w = re.match(r"(yes|no)\b", a, re.I)
+        if w:
+            return next(LETTERS[i] for i, c in enumerate(choices) if normalize(c) == w.group(1).lower())
+    return None
+
+
+def _mentions(option: str, text: str) -> bool:
+    return bool(option.strip()) and option.strip().lower() in text.lower()
 
 
 def _same_text(a: str, b: str) -> bool:
@@ -238,7 +391,7 @@ def _same_text(a: str, b: str) -> bool:
 # 3. Equivalence
 # ---------------------------------------------------------------------------------------------
 _UNITS = re.compile(
-    r"(?:\^\s*\{?\\circ\}?|\\circ|°|\\%|%|\\text\{\s*[a-zA-Z ]*\}|\\mathrm\{\s*[a-zA-Z ]*\}|"
+    r"(?:\^\s*\{?\\circ\}?|\\circ|°|\\%|%|\\(?:text|textbf|mathrm|mbox)\{\s*[a-zA-Z ]*\}|"
     r"\b(?:degrees?|deg|units?|sq|square|cm|mm|km|m|meters?|inches|inch|in|ft|feet|yards?|"
     r"cm\^2|m\^2|kg|g|grams?|seconds?|s|hours?|h|minutes?|min|years?|dollars?|cents?|people|points?)\b)"
 )
@@ -246,17 +399,26 @@ _UNITS = re.compile(
 
 @functools.lru_cache(maxsize=65536)
 def normalize(s: str) -> str:
-    """Lower-case, drop $, spaces, thousands commas, \\left/\\right, units and degree marks.
+    """Lower-case, drop $, spaces, thousands separators, \\left/\\right, units and degree marks;
+    spell \\frac13 and \\sqrt3 with braces, relations as >=, <=, !=.
 
-    >>> normalize(" $145^{\\\\circ}$ "), normalize("1,000 cm"), normalize("\\\\text{Yes}")
-    ('145', '1000', 'yes')
+    >>> normalize(" $145^{\\\\circ}$ "), normalize("1,000 cm"), normalize("\\\\text{Yes}"), normalize("\\\\dfrac13")
+    ('145', '1000', 'yes', '\\\\frac{1}{3}')
     """
     s = s.strip().strip("$").strip()
-    s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("\\,", "")
-    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s) if re.fullmatch(r"\\text\{[^{}]*\}", s) else s
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("\\,", "").replace("\\;", "")
+    s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", s) if re.fullmatch(r"\\(?:text|textbf|mathrm|mbox)\{[^{}]*\}", s) else s
     s = _UNITS.sub("", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = re.sub(r"\\[dtc]frac", r"\\frac", s)
+    s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)  # \frac13
+    s = re.sub(r"\\frac\s*(\d)\s*\{", r"\\frac{\1}{", s)  # \frac3{4}
+    s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)  # \frac{3}4
+    s = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", s)  # \sqrt3
+    for tex, op in (("\\geq", ">="), ("\\ge", ">="), ("\\leq", "<="), ("\\le", "<="), ("\\neq", "!="),
+                    ("\\ne", "!="), ("\\lt", "<"), ("\\gt", ">"), ("≥", ">="), ("≤", "<="), ("≠", "!=")):
+        s = re.sub(re.escape(tex) + r"(?![a-zA-Z])", op, s)
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
+    s = re.sub(r"(?<=\d) (?=\d{3}(?!\d))", "", s)
     s = re.sub(r"\s+", "", s).lower().rstrip(".")
     return s
 
@@ -311,6 +473,20 @@ def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
     >>> is_equivalent("(B)", "B", choices=["1", "2"]), is_equivalent("A or B", "B", choices=["1", "2"])
     (True, False)
     """
+    t0 = time.perf_counter()
+    try:
+        return _is_equivalent(pred, gold, precision, choices, timeout)
+    finally:
+        STATS["graded"] += 1
+        STATS["grading_s"] += time.perf_counter() - t0
+
+
+_RELATION = re.compile(r"<|>|!=|\\approx|\\in\b|\\sim")
+# words math-verify reads as constants or functions: never decided as "two different words"
+_MATH_WORDS = {"e", "i", "pi", "inf", "infty", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt"}
+
+
+def _is_equivalent(pred, gold, precision, choices, timeout) -> bool:
     if pred is None or not str(pred).strip():
         return False
     pred, gold = str(pred).strip(), str(gold).strip()
@@ -319,12 +495,18 @@ def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
         return False
     if choices:
         g = match_option(gold, choices)
-        p = match_option(pred, choices)
-        if g is not None:
-            return p == g
+        same = [LETTERS[i] for i, c in enumerate(choices) if _same_text(gold, c)]
+        if g is not None or len(same) > 1:  # a gold option's text may be listed twice
+            return match_option(pred, choices) in ({g} | set(same)) - {None}
+    pred, gold = clean_answer(pred), clean_answer(gold)
     np_, ng = normalize(pred), normalize(gold)
     if np_ == ng:
         return True
+    if "=" in np_ and "=" not in ng and not _RELATION.search(np_):
+        rhs = pred.rsplit("=", 1)[1]  # "k = \\frac{1}{3}" against "1/3": the value after the last =
+        pred, np_ = rhs.strip(), normalize(rhs)
+        if np_ == ng:
+            return True
     xp, xg = to_number(np_), to_number(ng)
     if xp is not None and xg is not None:
         if precision is not None:
@@ -332,24 +514,24 @@ def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
         return abs(xp - xg) <= 1e-6 * max(1.0, abs(xg))
     if xg is not None and re.fullmatch(r"[-+]?[\d.,/]+", np_):
         return False  # two plain numbers that differ; nothing for math-verify to add
-    if re.fullmatch(r"[a-z ]+", np_) and re.fullmatch(r"[a-z ]+", ng):
+    if all(re.fullmatch(r"[a-z][a-z ]+", x) and x not in _MATH_WORDS for x in (np_, ng)):
         return False  # two different words
     if _PATHOLOGICAL.search(pred) or _PATHOLOGICAL.search(gold):
         STATS["refused"] += 1
         return False
-    fast = latex_fast_equal(pred, gold, precision)
+    fast = latex_fast_equal(np_, ng, precision)
     if fast is not None:
         return fast
     return _math_verify(pred, gold, precision, timeout)
 
 
 # A fast path for common LaTeX: written by hand because math-verify's LaTeX-to-sympy parse costs
-# ~10 ms per answer, and RL grades thousands per step. Plain arithmetic over numbers, one-letter
-# variables, \frac, \sqrt, \pi, powers, sets of numbers and intervals is turned into a Python
-# expression (validated node by node, floats only) and compared numerically at fixed random points;
-# anything else returns None and goes to math-verify.
-_TOKEN = re.compile(r"\\(frac|dfrac|tfrac|sqrt|pi|cdot|times|div)|(\d+\.?\d*|\.\d+)|([a-zA-Z])|([-+*/^(){}\[\]])|(\s+)")
-_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Add, ast.Sub, ast.Mult,
+# ~10 ms per answer, and RL grades thousands per step. It decides only what it can decide exactly:
+# arithmetic on numbers (\\frac, \\sqrt, powers, sets of numbers and intervals), turned into a
+# Python expression (validated node by node, floats only) and evaluated. Anything with a symbol (a
+# letter, a constant such as e or \\pi, a function) returns None and goes to math-verify.
+_TOKEN = re.compile(r"\\(frac|dfrac|tfrac|sqrt|cdot|times|div)(?![a-zA-Z])|(\d+\.?\d*|\.\d+)|([-+*/^(){}\[\]])|(\s+)")
+_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult,
             ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Load)
 
 
@@ -361,7 +543,7 @@ def _latex_to_python(s: str) -> str | None:
         if not m:
             return None
         pos = m.end()
-        if m.group(5) is None:
+        if m.group(4) is None:
             toks.append(m.group(0))
     out, i = [], 0
 
@@ -396,8 +578,6 @@ def _latex_to_python(s: str) -> str | None:
             if a is None:
                 return None
             piece = f"({a}**0.5)"
-        elif t == "\\pi":
-            piece = "pi"
         elif t in ("\\cdot", "\\times"):
             out.append("*")
             continue
@@ -425,8 +605,6 @@ def _latex_to_python(s: str) -> str | None:
             continue
         elif t[0].isdigit() or t[0] == ".":
             piece = repr(float(t))
-        elif t.isalpha() and len(t) == 1:
-            piece = t
         else:
             return None
         if out and (out[-1][-1].isalnum() or out[-1][-1] in ")."):  # implicit multiplication: 2x, 2\\pi, (a)(b)
@@ -455,8 +633,7 @@ def _evaluate(expr: str, points: list[dict]) -> list[float] | None:
     return vals
 
 
-_POINTS = [{"pi": math.pi, **{c: 0.5 + ((k * 7 + ord(c)) % 13) / 7 for c in "abcdefghijklmnopqrstuvwxyz"}}
-           for k in range(3)]
+_POINTS = [{}]  # no symbols: one evaluation decides
 _SET = re.compile(r"^\\\{(.*)\\\}$")
 _INTERVAL = re.compile(r"^([\[(])(.*),(.*)([\])])$")
 
@@ -493,7 +670,7 @@ def _values(items: list[str]) -> list[float] | None:
     for it in items:
         e = _latex_to_python(it.strip())
         v = _evaluate(e, _POINTS[:1]) if e else None
-        if v is None or any(ch.isalpha() for ch in e.replace("pi", "")):
+        if v is None:
             return None
         out.append(v[0])
     return out
@@ -506,11 +683,17 @@ def _close(a: list[float], b: list[float], precision: int | None) -> bool:
 
 
 # math-verify in a worker process --------------------------------------------------------------
+# The worker is its own program (`python -m visionr1.grading --worker`), talking JSON lines over
+# pipes: multiprocessing's spawn re-runs the caller's script (an unguarded script or notebook never
+# gets a worker) and fork is unsafe next to torch's threads. A worker that cannot start is an error.
 _worker_lock = threading.Lock()
-_worker: tuple | None = None  # (process, connection)
+_worker: subprocess.Popen | None = None
+WORKER_START_TIMEOUT_S = 120.0
 
 
-def _worker_main(conn) -> None:
+def _worker_main() -> None:
+    """The worker's loop: one JSON request per stdin line -> one JSON reply per stdout line."""
+    import json
     import logging
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # timeouts are ours: silence its warning
@@ -518,18 +701,23 @@ def _worker_main(conn) -> None:
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
-    conn.send("ready")
-    while True:
-        pred, gold, precision = conn.recv()
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing but replies on the reply channel
+    out.write('"ready"\n')
+    out.flush()
+    for line in sys.stdin:
+        pred, gold, precision = json.loads(line)
         try:
             g = parse(f"${gold}$", extraction_config=configs, parsing_timeout=None)
             p = parse(f"${pred}$", extraction_config=configs, parsing_timeout=None)
             ok = bool(g) and bool(p) and verify(g, p, timeout_seconds=None)
             if not ok and precision is not None and g and p:
                 ok = _numeric_equal(g[0], p[0], precision)
-            conn.send(("ok", ok))
+            reply = ["ok", bool(ok)]
         except Exception as e:  # noqa: BLE001 - report any sympy/parser failure to the caller
-            conn.send(("error", f"{type(e).__name__}: {e}"))
+            reply = ["error", f"{type(e).__name__}: {e}"]
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
 
 
 def _numeric_equal(a, b, precision: int) -> bool:
@@ -540,32 +728,63 @@ def _numeric_equal(a, b, precision: int) -> bool:
         return False
 
 
-def _start_worker():
-    ctx = mp.get_context("spawn")  # no fork: callers run torch and threads
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="visionr1-math-verify")
-    proc.start()
-    if not parent.poll(120) or parent.recv() != "ready":
+def _start_worker() -> subprocess.Popen:
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # lib/: importable without install
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pkg_root, os.environ.get("PYTHONPATH")) if p)}
+    cmd = [sys.executable, "-m", "visionr1.grading", "--worker"]
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, bufsize=1, env=env)
+    except OSError as e:
+        raise RuntimeError(f"cannot start the math-verify worker ({' '.join(cmd)}): {e}") from e
+    line = _read_line(proc, WORKER_START_TIMEOUT_S)
+    if line is None or line.strip() != '"ready"':
         proc.kill()
-        raise RuntimeError("the math-verify worker process did not start")
-    return proc, parent
+        err = proc.stderr.read()[-2000:] if proc.stderr else ""
+        raise RuntimeError(f"the math-verify worker ({' '.join(cmd)}) did not start within "
+                           f"{WORKER_START_TIMEOUT_S:.0f} s; its output: {(line or '') + err!r}. "
+                           "Is math-verify installed in this Python (pip install math-verify)?")
+    threading.Thread(target=_drain, args=(proc.stderr,), daemon=True).start()  # a full stderr pipe would block it
+    return proc
+
+
+def _drain(stream) -> None:
+    for _ in stream:
+        pass
+
+
+def _read_line(proc: subprocess.Popen, timeout: float) -> str | None:
+    """One reply line within `timeout` seconds; None if none came (or the worker died)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        return None
+    line = proc.stdout.readline()
+    return line or None
 
 
 def _math_verify(pred: str, gold: str, precision: int | None, timeout: float) -> bool:
+    import json
+
     global _worker
     with _worker_lock:  # one comparison at a time; safe from any thread
-        if _worker is None or not _worker[0].is_alive():
+        if _worker is None or _worker.poll() is not None:
             _worker = _start_worker()
-        proc, conn = _worker
-        conn.send((pred, gold, precision))
-        if not conn.poll(timeout):
+        proc = _worker
+        try:
+            proc.stdin.write(json.dumps([pred, gold, precision]) + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            line = None
+        else:
+            line = _read_line(proc, timeout)
+        if line is None:
             proc.kill()
-            proc.join(1)
+            proc.wait(5)
             _worker = None
             STATS["timeouts"] += 1
             threading.Thread(target=_restart_worker, daemon=True).start()  # the next call needn't wait
             return False
-        status, value = conn.recv()
+    status, value = json.loads(line)
     if status == "error":
         STATS["errors"] += 1
         return False
@@ -576,14 +795,18 @@ def _restart_worker() -> None:
     global _worker
     with _worker_lock:
         if _worker is None:
-            _worker = _start_worker()
+            try:
+                _worker = _start_worker()
+            except RuntimeError:
+                log.exception("restarting the math-verify worker failed; the next comparison retries")
 
 
 def shutdown_worker() -> None:
     global _worker
     with _worker_lock:
         if _worker is not None:
-            _worker[0].kill()
+            _worker.kill()
+            _worker.wait(5)
             _worker = None
 
 
@@ -608,3 +831,7 @@ def grade(response: str, gold, *, choices: list[str] | None = None, precision: i
         return Grade(fmt.ok, None, ext, fmt.reason)
     ok = ext.answer is not None and is_equivalent(ext.answer, str(gold), precision=precision, choices=choices)
     return Grade(fmt.ok, ok, ext, fmt.reason)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    _worker_main()

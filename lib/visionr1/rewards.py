@@ -9,7 +9,9 @@ only there to be logged.
   hfrrf  HFRRF (weight 1) + format (0) + accuracy (0)       Vision-R1, Vision-R1-Long
   zero   format (1) + accuracy (1)                          Vision-R1-Zero: format and result 1:1
 
-Only the single <answer> block counts: `<answer>A or B or C</answer>`, two answer blocks or an
+Each completion is graded once per step: the parts of a set read the grades of the one pass
+(`_grades` keeps the batch it graded last), so HFRRF, format and accuracy cannot disagree and the
+grading counters count each completion once. Only the single <answer> block counts: `<answer>A or B or C</answer>`, two answer blocks or an
 answer outside the block score 0. An ungradeable gold answer gives None (skipped, counted in
 grading.STATS["ungradeable_gold"]), never a payment; an exception while grading one completion
 gives None for that completion (counted in STATS["errors"]) and never kills the step.
@@ -45,22 +47,46 @@ def _column(kwargs: dict, n: int, *names: str) -> list:
     return [None] * n
 
 
+_last_batch: tuple = (None, [])  # (key, grades): the batch graded last, shared by the set's parts
+
+
 def _grades(completions, kwargs) -> list[grading.Grade | None]:
+    """One grade per completion; a batch is graded once however many parts of a set read it (TRL
+    calls each reward function in turn with the same completions and columns)."""
+    global _last_batch
     strictness = kwargs.get("strictness", FORMAT_STRICTNESS)
-    golds = _column(kwargs, len(completions), "answer", "solution", "gold")
-    choices = _column(kwargs, len(completions), "choices")
-    precision = _column(kwargs, len(completions), "precision")
+    texts = [completion_text(c) for c in completions]
+    golds = _column(kwargs, len(texts), "answer", "solution", "gold")
+    choices = [list(ch) if ch is not None else None for ch in _column(kwargs, len(texts), "choices")]
+    precision = [int(p) if p is not None else None for p in _column(kwargs, len(texts), "precision")]
+    key = (strictness, tuple(texts), tuple(map(str, golds)), tuple(tuple(c) if c else None for c in choices),
+           tuple(precision))
+    if _last_batch[0] == key:
+        return _last_batch[1]
     out = []
-    for c, gold, ch, prec in zip(completions, golds, choices, precision):
+    for text, gold, ch, prec in zip(texts, golds, choices, precision):
         try:
-            out.append(grading.grade(completion_text(c), gold, choices=list(ch) if ch is not None else None,
-                                     precision=int(prec) if prec is not None else None,
-                                     block_only=True, strictness=strictness))
+            out.append(grading.grade(text, gold, choices=ch, precision=prec, block_only=True, strictness=strictness))
         except Exception:  # noqa: BLE001 - one bad completion must not kill a training step
             grading.STATS["errors"] += 1
             log.exception("grading one completion failed; it is left unscored")
             out.append(None)
+    _last_batch = (key, out)
     return out
+
+
+def grading_metrics(before: dict, after: dict | None = None) -> dict[str, float]:
+    """The grading counters between two `dict(grading.STATS)` snapshots, as logged per step:
+    grading/{graded, timeouts, refused, ungradeable_gold, errors, mean_ms}.
+
+    >>> grading_metrics({"graded": 2, "grading_s": 0.01}, {"graded": 4, "grading_s": 0.03, "timeouts": 1})
+    {'grading/graded': 2, 'grading/timeouts': 1, 'grading/refused': 0, 'grading/ungradeable_gold': 0, 'grading/errors': 0, 'grading/mean_ms': 10.0}
+    """
+    after = dict(grading.STATS) if after is None else after
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in ("graded",) + grading.COUNTERS}
+    seconds = after.get("grading_s", 0.0) - before.get("grading_s", 0.0)
+    return {**{f"grading/{k}": v for k, v in d.items()},
+            "grading/mean_ms": round(1000 * seconds / d["graded"], 4) if d["graded"] else 0.0}
 
 
 def format_reward(completions, **kwargs) -> list[float]:
@@ -70,7 +96,10 @@ def format_reward(completions, **kwargs) -> list[float]:
     [1.0, 0.0]
     """
     strictness = kwargs.get("strictness", FORMAT_STRICTNESS)
-    return [float(grading.check_format(completion_text(c), strictness).ok) for c in completions]
+    if not any(k in kwargs for k in ("answer", "solution", "gold")):  # no gold column: nothing to grade
+        return [float(grading.check_format(completion_text(c), strictness).ok) for c in completions]
+    return [float(g.format_ok) if g is not None else float(grading.check_format(completion_text(c), strictness).ok)
+            for g, c in zip(_grades(completions, kwargs), completions)]
 
 
 def accuracy_reward(completions, **kwargs) -> list[float | None]:

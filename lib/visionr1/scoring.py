@@ -1,19 +1,29 @@
 """Scoring prediction files in the official MathVista format (RECIPE §5), no paid API.
 
-    python -m visionr1 score FILE [-o OUT]
+    python -m visionr1 score FILE [-o OUT] [--official]
 
 FILE is a JSON object keyed by pid; each record carries question, choices, answer, answer_type
 (integer|float|text|list), precision, question_type (multi_choice|free_form), unit and the model's
 `response`. OUT (default: FILE with `.scored.json` for `.json`) has the same keys, each record
-gaining our `extraction` (the answer found in the response), `prediction` (normalized as the
-official scorer does: an option's text for multiple choice, int / rounded float / list string)
-and `true_false` (the grader's verdict). Prints the accuracy, overall and per question type.
+gaining our `extraction` (the answer found in the response), `prediction` and `true_false`.
+
+Two verdicts, both computed for every record:
+  ours      visionr1.grading (what 04_evaluate and the RL rewards use): `extraction` read by the
+            grader's rules, compared by `is_equivalent`
+  official  MathVista's calculate_score.py: the extraction (the file's own `extraction` field when
+            it has one, as GPT-4 wrote it; else ours) normalized by `official_prediction`, which
+            maps a multiple-choice answer to the nearest option by edit distance, then compared to
+            the answer by plain equality
+The default writes ours as `true_false`, `--official` the official one. The summary prints both
+accuracies and how many records they disagree on. `official_prediction` is the one copy of the
+official normalization; visionr1.benchmarks imports it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +36,8 @@ REQUIRED = ("answer", "question_type", "answer_type", "response")
 
 
 def normalize_prediction(extraction: str | None, rec: dict) -> str | None:
-    """The official scorer's `prediction`: an option's text, str(int), str(round(float, p)), str(list)."""
+    """Our `prediction`: the option's text our grader reads for multiple choice, int / rounded float
+    / the extraction otherwise (None when it names no option or is no number)."""
     if extraction is None:
         return None
     choices = rec.get("choices") or []
@@ -43,19 +54,71 @@ def normalize_prediction(extraction: str | None, rec: dict) -> str | None:
     return extraction
 
 
-def score_record(rec: dict) -> dict:
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (python-Levenshtein's `distance`, which the official scorer uses)."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(cur[j - 1] + 1, prev[j] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def official_prediction(extraction, rec: dict, ignore_empty_extractions: bool = False) -> str | None:
+    """calculate_score.py's normalize_extracted_answer: for multiple choice the letter of "(A) text"
+    or a bare letter names its option, anything else becomes the option nearest by edit distance;
+    int / round(float, precision) / str(list) for free form (None when that fails).
+
+    >>> official_prediction("B", {"choices": ["35°", "145°"], "question_type": "multi_choice",
+    ...     "answer_type": "text", "precision": None}), official_prediction("145 degrees", {"choices": ["35°", "145°"],
+    ...     "question_type": "multi_choice", "answer_type": "text", "precision": None})
+    ('145°', '145°')
+    """
+    choices = rec.get("choices")
+    if rec["question_type"] == "multi_choice":
+        extraction = extraction.strip() if isinstance(extraction, str) else str(extraction)
+        if ignore_empty_extractions and not extraction:
+            return None
+        letter = re.findall(r"\(([a-zA-Z])\)", extraction)  # "(A) text" -> "A"
+        if letter:
+            extraction = letter[0].upper()
+        options = [chr(ord("A") + i) for i in range(len(choices))]
+        if extraction in options:
+            return choices[options.index(extraction)]
+        distances = [edit_distance(extraction, c) for c in choices]
+        return choices[distances.index(min(distances))]
+    try:
+        if rec["answer_type"] == "integer":
+            return str(int(float(extraction)))
+        if rec["answer_type"] == "float":
+            return str(round(float(extraction), int(rec.get("precision"))))
+        if rec["answer_type"] == "list":
+            return str(extraction)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return extraction  # text: compared as is
+
+
+def score_record(rec: dict, official: bool = False) -> dict:
+    """The record with our `extraction` and, by the chosen mode, `prediction` and `true_false`;
+    `true_false_ours` and `true_false_official` carry both verdicts."""
     choices = rec.get("choices") or None
     precision = rec.get("precision")
     precision = int(precision) if rec.get("answer_type") == "float" and precision is not None else None
     ext = grading.extract_answer(str(rec.get("response") or ""), choices, block_only=False)
-    correct = False
+    ours = False
     if ext.answer is not None and grading.gradeable(rec["answer"]):
-        correct = grading.is_equivalent(ext.answer, str(rec["answer"]), precision=precision, choices=choices)
-    return {**rec, "extraction": ext.answer, "prediction": normalize_prediction(ext.answer, rec),
-            "true_false": bool(correct)}
+        ours = grading.is_equivalent(ext.answer, str(rec["answer"]), precision=precision, choices=choices)
+    given = rec.get("extraction") if "extraction" in rec else ext.answer
+    off_pred = official_prediction(given if given is not None else "", rec) if (choices or given is not None) else None
+    off = off_pred == rec["answer"]
+    pred = off_pred if official else normalize_prediction(ext.answer, rec)
+    return {**rec, "extraction": ext.answer if not official else given, "prediction": pred,
+            "true_false": bool(off if official else ours), "true_false_ours": bool(ours), "true_false_official": bool(off)}
 
 
-def score_file(path: str | Path, out: str | Path | None = None, progress: bool = True) -> dict:
+def score_file(path: str | Path, out: str | Path | None = None, progress: bool = True, official: bool = False) -> dict:
     """Score a MathVista-format prediction file; returns the summary and writes OUT."""
     path = Path(path)
     try:
@@ -68,7 +131,7 @@ def score_file(path: str | Path, out: str | Path | None = None, progress: bool =
         missing = [k for k in REQUIRED if not isinstance(rec, dict) or k not in rec]
         if missing:
             raise ValueError(f"{path}: record {pid!r} lacks {', '.join(missing)}")
-    scored = {pid: score_record(rec) for pid, rec in tqdm(data.items(), desc="scoring", disable=not progress)}
+    scored = {pid: score_record(rec, official) for pid, rec in tqdm(data.items(), desc="scoring", disable=not progress)}
     out = Path(out) if out else path.with_name(path.name[:-5] + ".scored.json" if path.name.endswith(".json")
                                                else path.name + ".scored.json")
     out.write_text(json.dumps(scored, indent=2, ensure_ascii=False))
@@ -76,7 +139,12 @@ def score_file(path: str | Path, out: str | Path | None = None, progress: bool =
     for rec in scored.values():
         by_type[rec["question_type"]].append(rec["true_false"])
     n = len(scored)
-    return {"file": str(out), "n": n, "accuracy": sum(r["true_false"] for r in scored.values()) / max(1, n),
+    recs = scored.values()
+    return {"file": str(out), "n": n, "mode": "official" if official else "ours",
+            "accuracy": sum(r["true_false"] for r in recs) / max(1, n),
+            "accuracy_ours": sum(r["true_false_ours"] for r in recs) / max(1, n),
+            "accuracy_official": sum(r["true_false_official"] for r in recs) / max(1, n),
+            "disagree": sum(r["true_false_ours"] != r["true_false_official"] for r in recs),
             "by_question_type": {k: sum(v) / len(v) for k, v in sorted(by_type.items())}}
 
 
@@ -85,12 +153,16 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Score a MathVista-format prediction file with the rule-based grader.")
     ap.add_argument("file")
     ap.add_argument("-o", "--out", default=None, help="output file (default: FILE.scored.json)")
+    ap.add_argument("--official", action="store_true",
+                    help="write MathVista calculate_score.py's verdicts (edit-distance fallback included) as true_false")
     args = ap.parse_args(argv)
     try:
-        s = score_file(args.file, args.out)
+        s = score_file(args.file, args.out, official=args.official)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"accuracy {s['accuracy']:.4f} on {s['n']} records "
-          + " ".join(f"{k} {v:.4f}" for k, v in s["by_question_type"].items()) + f"\nwrote {s['file']}")
+    print(f"accuracy {s['accuracy']:.4f} on {s['n']} records ({s['mode']}) "
+          + " ".join(f"{k} {v:.4f}" for k, v in s["by_question_type"].items())
+          + f"\nours {s['accuracy_ours']:.4f}  official {s['accuracy_official']:.4f}  disagree on {s['disagree']}"
+          + f"\nwrote {s['file']}")
     return 0
