@@ -74,7 +74,7 @@ def test_parent_folder_checks_every_dataset(tmp_path, capsys):
     assert "default/train/0000.parquet:1: corrupt_image" in text
     # a parquet inside the cold folder is checked too, not skipped
     code, text = check(write_parent_folder(tmp_path / "cold_parquet", parquet_in_cold=True), capsys)
-    assert code == 1 and "extra/train.parquet:1: corrupt_image" in text
+    assert code == 1 and "Vision-R1-cold/extra (1/2 rows ok" in text and "train.parquet:1: corrupt_image" in text
 
 
 def test_data_check_on_a_file(tmp_path, capsys):
