@@ -20,8 +20,10 @@ in them is removed before grading. A truncated completion is masked out of the l
 then fail on the shape mismatch (TRL 1.15, transformers 5.17).
 
 Every logged step goes to `metrics.jsonl` (and W&B): the reward and its parts, completion lengths,
-clipped ratio, share of groups with zero reward spread, KL, entropy, the stage, and the step time
-split into generation, reward and training. Every `sample_every` steps the completions of the step
+clipped ratio, share of groups with zero reward spread, KL, entropy, the stage, the step time
+split into generation, reward and training, and the grading counters (`grading/timeouts`,
+`refused`, `ungradeable_gold`, `errors`, `graded`, `mean_ms`: a step where math-verify timed out
+is not mistaken for a step with low reward). Every `sample_every` steps the completions of the step
 are appended to `samples.jsonl` with their rewards. Entry point for `accelerate launch`:
 `python -m visionr1.grpo PARAMS_JSON`.
 """
@@ -264,9 +266,15 @@ def trainer_class():
             self._timing["tokens"] += tokens
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            t0 = time.perf_counter()
+            t0, before = time.perf_counter(), dict(grading.STATS)
             out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
             self._timing["reward"] += time.perf_counter() - t0
+            # this batch's grading counters, summed over processes (every rank computes rewards)
+            keys = ("graded",) + grading.COUNTERS + ("grading_s",)
+            local = torch.tensor([grading.STATS[k] - before.get(k, 0) for k in keys], dtype=torch.float64,
+                                 device=self.accelerator.device)
+            for k, v in zip(keys, self.accelerator.gather(local).view(-1, len(keys)).sum(0).tolist()):
+                self._timing["grading"][k] = self._timing["grading"].get(k, 0) + v
             step = self.state.global_step + 1 + self.step_offset
             if self.samples_path and self.sample_every and self.model.training and \
                     (step == 1 + self.step_offset or step % self.sample_every == 0):
@@ -297,7 +305,8 @@ def trainer_class():
                 logs.update({"time/generation_s": gen, "time/reward_s": rew,
                              "time/training_s": max(0.0, step - gen - rew), "time/step_s": step,
                              "compute/flops": self._timing["flops"], "compute/tokens": self._timing["tokens"],
-                             "stage": self.stage, "stage_step": self.state.global_step})
+                             "stage": self.stage, "stage_step": self.state.global_step,
+                             **rewards.grading_metrics({}, self._timing["grading"])})
                 self._timing = _new_timing()
             super().log(logs, start_time)
 
@@ -306,7 +315,7 @@ def trainer_class():
 
 
 def _new_timing() -> dict:
-    return {"generation": 0.0, "reward": 0.0, "step": 0.0, "n": 0, "flops": 0, "tokens": 0}
+    return {"generation": 0.0, "reward": 0.0, "step": 0.0, "n": 0, "flops": 0, "tokens": 0, "grading": {}}
 
 
 def _prompt_text(prompt) -> str:
