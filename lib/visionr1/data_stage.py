@@ -140,6 +140,8 @@ class Check:
     report: loaders.LoadReport | None = None
 
     def run(self) -> Check:
+        if self.error is not None:  # found unusable without loading
+            return self
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", loaders.DataWarning)
             try:
@@ -226,7 +228,9 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
         try:
             info = loaders.load_dataset_info(folder) if has_info else loaders.assumed_dataset_info(folder)
         except loaders.DataError as exc:
-            checks.append(Check(f"Vision-R1-cold {loaders.DATASET_INFO}", folder, lambda: [], error=str(exc)))
+            bad = loaders.LoadReport(root=str(folder))
+            bad.add(loaders.DATASET_INFO, None, "invalid_json", str(exc))
+            checks.append(Check(f"Vision-R1-cold {loaders.DATASET_INFO}", folder, lambda: [], error=str(exc), report=bad))
             continue
         unknown = [n for n in names or () if n not in info]
         if unknown:

@@ -977,40 +977,36 @@ def load_sharegpt_file(
 
 
 def check_dataset_dir(dataset_dir: str | Path, *, names: Sequence[str] | None = None) -> LoadReport:
-    """Validate a dataset folder on its own, opening every image; never raises for bad rows.
+    """Every dataset beneath a folder checked as ``data check`` does, opening every image, as one
+    report; never raises for bad rows.
 
-    A folder with dataset_info.json: every entry (or ``names``) as sharegpt. Otherwise
-    every ``*.parquet`` below it as geometry3k. Raises FileNotFoundError for a missing
-    folder and DataError for a folder with neither.
+    The datasets are ``visionr1.data_stage.find_datasets``'s (dataset_info entries, the released
+    Vision-R1-cold files, each Vision-R1-rl split, benchmark files), each loaded by its stage's
+    loader. Raises FileNotFoundError for a missing folder and DataError for one with no dataset.
     """
+    from visionr1 import data_stage
+
     root = Path(dataset_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist (or is not a folder)")
-    report = LoadReport(root=str(root))
-    if (root / DATASET_INFO).is_file():
-        try:
-            info = load_dataset_info(root)
-        except DataError as exc:
-            report.add(DATASET_INFO, None, "invalid_json", str(exc))
-            return report
-        unknown = [n for n in names or () if n not in info]
-        if unknown:
-            raise DataError(f"no entries {unknown} in {root / DATASET_INFO}; entries: {sorted(info)}")
-        verified: dict[Path, str | None] = {}
-        for name in names or list(info):
-            _read_sharegpt_entry(root, name, info[name], report, True, verified)
-        return report
-    parquet = sorted(p for p in root.rglob("*.parquet") if not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not parquet:
+    checks, _ = data_stage.find_datasets(root, max_bad_fraction=1.0, names=list(names) if names else None)
+    if not checks:
         raise DataError(
-            f"{root} is not a recognized dataset folder: it has no {DATASET_INFO} (LLaMA-Factory sharegpt) "
-            "and no *.parquet files (geometry3k)"
+            f"{root} is not a recognized dataset folder: it has no {DATASET_INFO} (LLaMA-Factory sharegpt), "
+            "no released Vision-R1-cold file, no *.parquet files (geometry3k) and no benchmark file"
         )
-    index_by_split: Counter[str] = Counter()
-    for path in parquet:
-        split = path.stem.split("-")[0]
-        _, n_rows = _read_geometry3k_file(path, root, split, index_by_split[split], report)
-        index_by_split[split] += n_rows
+    report = LoadReport(root=str(root))
+    for check in checks:
+        check.run()
+        if check.report is not None:
+            prefix = _rel(check.path, root) if check.path != root and check.path.is_dir() else ""
+            for p in check.report.problems:
+                p_file = f"{prefix}/{p.file}" if prefix and not p.file.startswith(DATASET_INFO) else p.file
+                report.add(p_file, p.row, p.reason, p.detail)
+            report.rows_total += check.report.rows_total
+            report.rows_ok += check.report.rows_ok
+            report.images_ok += check.report.images_ok
+            report.files.extend(f for f in check.report.files if f not in report.files)
     return report
 
 
