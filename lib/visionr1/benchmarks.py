@@ -2,29 +2,40 @@
 rule-based scorers, aggregation with the paper's sub-scores, and an optional LLM judge.
 
 Nothing is downloaded here. A user fetches each benchmark once and points `load` at the file or
-folder:
+folder. Files are read by visionr1.loaders (iter_rows, find_image: JSON, JSONL, any Hub parquet
+layout, VLMEvalKit TSV with base64 images); each benchmark here only maps its own schema:
 
   mathvista  AI4Math/MathVista testmini parquet (data/testmini-*.parquet: pid, question, image,
              decoded_image, choices, unit, precision, answer, question_type, answer_type,
              metadata{category, context, grade, language, skills, source, split, task}, query), or
-             the official annotation JSON keyed by pid (data/testmini.json, annot_testmini.json)
-             with "image": "images/N.jpg" next to an images/ folder
+             the GitHub JSON keyed by pid (data/testmini.json, "image": "images/N.jpg" next to an
+             images/ folder) with its prompts in query.json beside it, or VLMEvalKit's
+             MathVista_MINI.tsv (index, base64 image, question = the query, choices and skills as
+             Python list text, task); annot_testmini.json (annotations, not questions) is refused
   mathverse  AI4Math/MathVerse testmini.parquet (image embedded) or testmini.json (a list,
              "image": "images_version_1-4/image_N.png" under the file's folder or its images/);
              fields sample_index, problem_index, problem_version, question, answer,
-             question_type (multi-choice|free-form), metadata, query_wo, query_cot, question_for_eval
+             question_type (multi-choice|free-form), metadata, query_wo, query_cot, question_for_eval;
+             testmini_text_only (problem_version "Text Only") loads as text-only items (image None);
+             VLMEvalKit's MathVerse_MINI*.tsv (index, image, question, answer, problem_version,
+             metadata as text)
   mmmath     THU-KEG/MM_Math MM_Math.jsonl (question, file_name, solution, year, difficult,
              knowledge) with the images of Image.zip; the gold answer is the solution's \\boxed{}
              (all of them, comma-joined, as the official eval.py reads it)
   dynamath   DynaMath/DynaMath_Sample: one file per variant (data/sample_variant{K}-*.parquet or
              sample{K}-*.parquet, or .json/.jsonl) with id, question, image, decoded_image,
              ground_truth (or answer), answer_type (float|multiple choice|...), subject,
-             knowledge_level, and qid/varid where present
+             knowledge_level, and qid/varid where present; the GitHub seed set
+             (dataset/dataset.json keyed by id, image/ folder) as one variant keyed by its ids;
+             VLMEvalKit's DynaMath.tsv (qid, varid)
   nano       the nano task's test split (nano_task.write_jsonl output)
 
-The text sent with the image is the benchmark's own prompt field: MathVista `query` (hint, question
-and choices), MathVerse `query_cot` (the Vision Only question lives in the image, and `question` is
-empty there), the raw question elsewhere; `load(..., question_field=...)` picks another field.
+The text sent with the image is the benchmark's own prompt: MathVista's official `query` in every
+layout (the Hub `query`, query.json, the TSV `question` VLMEvalKit sends, or, with none of these,
+built as build_query.py builds query.json), MathVerse `query_cot` (the Vision Only question lives
+in the image, and `question` is empty there), the raw question elsewhere;
+`load(..., question_field=...)` picks another field. Each item's meta["prompt_source"] says where
+its text came from.
 
 Scoring (`score`) is rule-based with visionr1.grading: the <answer> block when present, else the
 final answer found in the text; MM-Math follows its sympy judge (\\boxed{} or the last $...$,

@@ -1,4 +1,11 @@
-"""Loaders and a validator for the released Vision-R1 data (RECIPE §2).
+"""The one reader for data files, and the loaders for the released Vision-R1 data (docs/recipe.md §2).
+
+Every data file in the project, training data and benchmarks alike (visionr1.benchmarks stands
+on this module), is read by ``iter_rows``: JSON (an array, JSON Lines, or an object keyed by id),
+JSONL, parquet in any Hub layout (``find_parquet_files``, the parquet converter's
+``<config>/<split>/0000.parquet`` included) and VLMEvalKit TSV. Image cells are found by
+``find_image`` whatever their encoding: a ``{"bytes", "path"}`` struct, raw bytes, base64 text or
+a path; ``decode_image`` and ``image_problem`` open and verify them.
 
 Two released formats, read from a local folder (nothing is downloaded here):
 
@@ -11,22 +18,24 @@ Two released formats, read from a local folder (nothing is downloaded here):
 * Vision-R1-cold: LLaMA-Factory "sharegpt" JSON files described by
   ``dataset_info.json`` (``vision_r1_llava_cot_full.json``: turns ``from``
   human/gpt, images column ``image``; ``vision_r1_mulberry_sft_full.json``: turns
-  ``from`` user/assistant, images column ``images``). ``load_sharegpt`` honours the
+  ``from`` user/assistant, images column ``images``). The Hub download has no
+  dataset_info.json: the Vision-R1 README's entries (``RELEASED_COLD_ENTRIES``) are then
+  assumed for the released files present, with a DataWarning. ``load_sharegpt`` honours the
   entry's ``columns`` and ``tags`` the way LLaMA-Factory does and returns records
-  ``{"id", "images": [absolute path], "messages": [{"role", "content"}], "source"}``.
-  Images stay on disk; only their existence is checked unless ``verify_images``.
+  ``{"id", "images": [absolute path], "messages": [{"role", "content"}], "source"}``;
+  ``load_sharegpt_file`` reads one file on its own. Images stay on disk; only their
+  existence is checked unless ``verify_images``.
 
 Nothing is dropped silently: every bad row becomes a ``DataProblem(file, row,
 reason, detail)`` in the ``LoadReport`` that rides on the returned ``Records``
 (``records.report``); bad rows are left out of the records, a ``DataWarning``
-carries the summary, and a ``DataError`` is raised when the share of bad rows
-exceeds ``max_bad_fraction`` or a whole file cannot be read. Rows are numbered
-from 0 in file order (JSON array index, parquet row index).
+carries the summary, and a ``DataError`` (carrying the report as ``.report``) is raised
+when the share of bad rows exceeds ``max_bad_fraction`` or a whole file cannot be read.
+Rows are numbered from 0 in file order (JSON array index, parquet row index).
 
-``check_dataset_dir`` validates a folder on its own (every dataset_info entry, or
-every parquet file), opening every image; ``main_data_check`` is the CLI
-``python -m visionr1 data check DIR [--max-problems N]`` (exit 0 clean, 1
-problems, 2 missing or unrecognized folder).
+``check_dataset_dir`` and the CLI ``python -m visionr1 data check PATH`` (``main_data_check``)
+find every dataset beneath a folder or in a file and load each with its stage's loader
+(visionr1.data_stage.find_datasets); exit 0 clean, 1 problems, 2 missing or no dataset.
 """
 
 from __future__ import annotations
