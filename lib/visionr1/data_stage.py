@@ -1,6 +1,9 @@
 """What 00_data does, as functions the notebook calls: build the nano sets or load the released
 data, describe them, and produce the base model's direct-answer figures.
 
+`find_datasets` / `main_data_check` are `python -m visionr1 data check PATH`: every dataset beneath
+PATH, each loaded by the code its stage uses, so a clean check means the stage will load it.
+
 Files written under outputs/<run>/00_data/ (the contract later stages read):
   test.jsonl                 nano test split (one Sample record per line, scene included)
   rl/train.parquet           the RL set in the Vision-R1-rl (geometry3k) schema
@@ -67,6 +70,9 @@ def load_released(rl_data_dir: str | None, cold_data_dir: str | None, cold_datas
                                   "images": sum(len(r["images"]) for r in recs)}
             out["problems"][name] = [str(p) for p in recs.report.problems]
     if not out["records"]:
+        if rl_data_dir or cold_data_dir:
+            raise ValueError(f"data_source is 'released' but nothing was loaded: cold_data_dir={cold_data_dir!r} with "
+                             f"cold_datasets={cold_datasets!r} (name the dataset_info entries to load)")
         raise ValueError("data_source is 'released' but neither rl_data_dir nor cold_data_dir is set")
     return out
 
@@ -250,7 +256,9 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
             continue
         keys = _first_row_keys(file)
         bench = _benchmark_of(keys) if keys else None
-        if bench:
+        if bench in ("mathvista", "mathverse") and file.suffix == ".parquet" and "testmini" not in rel:
+            skipped.append((rel, f"{bench} rows outside testmini: the evaluation reads the testmini split"))
+        elif bench:
             checks.append(Check(bench, file, lambda b=bench, f=file: benchmarks.load(b, f, max_bad_fraction=max_bad_fraction)))
         elif file.suffix == ".parquet":  # any other parquet is read as Vision-R1-rl (geometry3k)
             found = _rl_split_of(file, top if top.is_dir() else file.parent)
