@@ -180,3 +180,22 @@ def test_data_check_finds_benchmark_files(tmp_path, capsys):
     assert code == 0, text
     assert "ok   mathvista" in text and "ok   dynamath" in text and "ok   mathverse" in text
     assert "skipped notes.json: not a recognized dataset file" in text
+
+
+def test_hub_parquet_converter_layouts_of_the_benchmarks(tmp_path, capsys):
+    # refs/convert/parquet: <config>/<split>/0000.parquet; MathVista's test split has no answers
+    hub = write_mathvista_parquet(tmp_path / "src")
+    (src,) = (hub / "data").glob("testmini-*.parquet")
+    for split in ("testmini", "test"):
+        (tmp_path / "MathVista" / "default" / split).mkdir(parents=True)
+        (tmp_path / "MathVista" / "default" / split / "0000.parquet").write_bytes(src.read_bytes())
+    assert [it.id for it in bm.load("mathvista", tmp_path / "MathVista")] == ["5", "2"]
+    code, text = check(tmp_path / "MathVista", capsys)
+    assert code == 0 and "skipped default/test/0000.parquet: mathvista rows outside testmini" in text
+    # MathVerse: two configs hold a testmini split; the folder load takes config testmini
+    text_only = write_mathverse_text_only(tmp_path / "tmp")
+    for config in ("testmini", "testmini_text_only"):
+        (tmp_path / "MathVerse" / config / "testmini").mkdir(parents=True)
+        (tmp_path / "MathVerse" / config / "testmini" / "0000.parquet").write_bytes(text_only.read_bytes())
+    items = bm.load("mathverse", tmp_path / "MathVerse")
+    assert items.report.files == ["testmini/testmini/0000.parquet"] and items[0].meta["text_only"]

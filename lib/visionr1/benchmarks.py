@@ -451,7 +451,7 @@ def _mathverse_item(rec: dict, ctx: _File) -> BenchItem:
         text, source = question, f"{ctx.name}:question" + (" (VLMEvalKit prompt)" if ctx.tsv else "")
     if not text and version != "Vision Only":  # Vision Only: the question is in the image
         raise _BadRow("missing_field", f"no question text: {sorted({qfield or 'question', 'question'})} empty")
-    text_only = version == MATHVERSE_TEXT_ONLY or "text_only" in ctx.path.name.lower()
+    text_only = version == MATHVERSE_TEXT_ONLY or "text_only" in ctx.path.as_posix().lower()
     if text_only:
         image, data = None, None
     else:

@@ -418,7 +418,8 @@ def find_parquet_files(dataset_dir: str | Path, split: str) -> list[Path]:
     ``<dir>/<split>-*.parquet``, ``<dir>/data/<split>-*.parquet``, ``<dir>/<split>.parquet``,
     ``<dir>/data/<split>.parquet``, ``<dir>/<split>/*.parquet``, ``<dir>/data/<split>/*.parquet``,
     ``<dir>/default/<split>/*.parquet``, then the parquet converter's ``<dir>/<config>/<split>/*.parquet``
-    when one config holds the split; ``dataset_dir`` may also be one parquet file.
+    when one config holds the split (or one config is named like the split); ``dataset_dir`` may also
+    be one parquet file.
     """
     root = Path(dataset_dir)
     if root.is_file() and root.suffix == ".parquet":
@@ -427,11 +428,12 @@ def find_parquet_files(dataset_dir: str | Path, split: str) -> list[Path]:
         found = sorted(root.glob(pattern.format(split=split)))
         if found:
             return found
-    # the Hub's parquet converter (refs/convert/parquet): <config>/<split>/0000.parquet, one config
+    # the Hub's parquet converter (refs/convert/parquet): <config>/<split>/0000.parquet; with several
+    # configs holding the split, the one named like it (MathVerse: testmini/testmini/, not
+    # testmini_text_only/testmini/)
     configs = sorted({p.parent.parent for p in root.glob(f"*/{split}/*.parquet")})
-    if len(configs) == 1:
-        return sorted(configs[0].glob(f"{split}/*.parquet"))
-    return []
+    chosen = configs if len(configs) == 1 else [c for c in configs if c.name == split]
+    return sorted(chosen[0].glob(f"{split}/*.parquet")) if chosen else []
 
 
 def _decode_image_item(item: Any, parquet_dir: Path, root: Path) -> tuple[Image.Image | None, str, str]:
