@@ -178,9 +178,13 @@ def _mathverse_row(k: int, version: str, image: Any) -> dict:
 
 
 def write_mathverse_text_only(root: Path) -> Path:
+    """testmini_text_only.parquet (Hub) and data/testmini_text-only.json (GitHub: a list, image "",
+    no question_for_eval); returns the parquet file."""
     rows = [_mathverse_row(k, "Text Only", "") for k in (1, 2)]
     root.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), root / "testmini_text_only.parquet")
+    _write_json(root / "data" / "testmini_text-only.json", [{k: v for k, v in r.items() if k != "question_for_eval"}
+                                                             for r in rows])
     return root / "testmini_text_only.parquet"
 
 

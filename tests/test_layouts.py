@@ -144,6 +144,8 @@ def test_mathverse_text_only_loads_as_text_only(tmp_path):
     assert items[0].question.startswith("Please first conduct reasoning")  # query_cot
     with pytest.raises(ValueError, match="text-only set"):
         bm.load_image(items[0])
+    github = bm.load("mathverse", tmp_path / "MathVerse" / "data" / "testmini_text-only.json")
+    assert [it.question for it in github] == [it.question for it in items] and github[0].image is None
 
 
 def test_dynamath_seed_set_is_one_variant_keyed_by_id(tmp_path):

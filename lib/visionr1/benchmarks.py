@@ -228,7 +228,7 @@ def _name(file: Path, root: Path) -> str:
 # data files looked for in a folder, first that exists wins (after the Hub's testmini parquet)
 _FOLDER_FILES = {
     "mathvista": ["testmini.json", "data/testmini.json", "MathVista_MINI.tsv"],
-    "mathverse": ["testmini.json", "MathVerse_MINI.tsv", "MathVerse_MINIV.tsv"],
+    "mathverse": ["testmini.json", "data/testmini.json", "MathVerse_MINI.tsv", "MathVerse_MINIV.tsv"],
     "mmmath": ["MM_Math.jsonl", "MM_Math/MM_Math.jsonl", "mm_math.jsonl"],
     "dynamath": ["DynaMath.tsv", "dataset/dataset.json", "dataset.json"],
 }
