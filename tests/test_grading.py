@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -54,19 +56,70 @@ def test_format_strictness():
         ("<answer>\\boxed{x^2}</answer>", None, "x^2", "answer_block"),  # boxed inside the block
         ("so it is \\boxed{\\frac{3}{4}} indeed", None, "\\frac{3}{4}", "boxed"),  # nested braces in boxed
         ("a \\boxed{1} then \\boxed{2}", None, "2", "boxed"),  # the last boxed wins
-        ("Final Answer: 145°\nthanks", None, "145°", "final_answer"),  # up to the end of the line
-        ("Thus the answer is 12.5. Done.", None, "12.5", "answer_is"),  # up to the sentence end
-        ("The correct answer is (B), because of X.", ["1", "2"], "(B)", "answer_is"),  # option form
+        ("Final Answer: 145°\nthanks", None, "145°", "statement"),  # up to the end of the line
+        ("Thus the answer is 12.5. Done.", None, "12.5", "statement"),  # up to the sentence end
+        ("The correct answer is (B), because of X.", ["1", "2"], "(B)", "statement"),  # option form
         ("B", ["1", "2"], "B", "option"),  # a bare letter
         ("B: 145°", ["35°", "145°"], "B: 145°", "option"),  # letter and option text
-        ("I count 3 then 5 shapes", None, "5", "last_number"),  # free-text fallback: the last number
+        ("I count 3 then 5 shapes", None, "5", "last_value"),  # free-text fallback: the last number
         ("no idea", None, None, "none"),  # nothing to extract
         ("<answer>1</answer><answer>2</answer>", None, None, "none"),  # two answer blocks: ambiguous
+        ("so $x = \\frac{1+\\sqrt{5}}{2}$", None, "x = \\frac{1+\\sqrt{5}}{2}", "last_value"),  # the span, never its last number
+        ("The value is .4 here", None, ".4", "last_value"),  # a leading decimal point
+        ("about 1 000 people", None, "1 000", "last_value"),  # a space as thousands separator
+        ("Final Answer: The largest $n$ is 34.", None, "34", "statement"),  # the value in a sentence
     ],
 )
 def test_extract(text, choices, answer, method):
     got = extract_answer(text, choices)
     assert (got.answer, got.method) == (answer, method)
+
+
+OCTOPUS = ["squid", "lantern fish", "octopus", "sea horse"]
+YES_NO = ["Yes", "No"]
+MV = "lupantech/MathVista results/"  # public model outputs with official verdicts: results/<model>/output_*.json
+
+
+# Real phrasings: (response, choices, gold letter, expected verdict); each from a public model output
+@pytest.mark.parametrize(
+    "response, choices, gold, correct",
+    [
+        ("Thus, the answer is A (9π).", ["9π", "6π", "3π", "π"], "A", True),  # MV gpt4/output_gpt4_2shot_solution pid 538
+        ("The correct option is (C) decrease.", ["remains the same", "increase", "decrease", "NA"], "C", True),  # MV chatgpt 2shot_solution_use_ocr pid 431
+        ("Among the given options, (A) 3 main veins indicates the lowest number of main veins.\n\nThus, the correct option is A.",
+         ["3 main veins", "pinnate", "reticulate", "palmate"], "A", True),  # MV chatgpt 2shot_solution pid 514: not the 3
+        ("Okay, here is my response:\n\nC\n\nThe clams feed on plankton and detritus on the seafloor.", OCTOPUS, "C", True),  # MV claude pid 939
+        ("The correct answer is the frontal lobe.", ["motor cortex", "occipital lobe", "temporal lobe", "frontal lobe"], "D", True),  # MV llavar pid 576
+        ("answer is (C), May.\n\nThe graph shows that the average precipitation is highest in May.", ["August", "April", "May"], "C", True),  # MV bard pid 43
+        ("Therefore, the correct answer is (B) 7.</s>", ["1.5", "7", "11", "12.5"], "B", True),  # MV minigpt4 pid 375: trailing </s>
+        ("$CD=3\\cdot KF=3\\cdot 8=\\boxed{\\textbf{(C) }18}$.", ["9", "12", "18", "20"], "C", True),  # MV chatgpt 2shot_solution_use_ocr pid 781
+        ("Therefore, the function in the image is most likely a polynomial function.",
+         ["a polynomial", "a trigonometric function", "an exponential function", "a logarithmic function"], "A", True),  # MV bard pid 755
+        ("The grasshopper population would increase if the grasses increase. (C)",
+         ["grouse decrease", "chipmunk increases", "grasses increases", "elk increase"], "C", True),  # MV chatgpt pid 293
+        ("No, the number of gray cars is not less than the number of small metallic minivans.", YES_NO, "B", True),  # MV-style yes/no free text
+        ("So the answer to the question is no, there are not less metal biplanes.", YES_NO, "B", True),  # MV bard pid 976
+        ("Thus, the answer is B (plants increase).", ["plants decrease", "plants increase", "nothing happens", "none of the above"], "B", True),  # MV gpt4 2shot pid 125
+        ("Answer: (A) 16π/5", ["16*\\pi/5", "32*\\pi/5", "36*\\pi", "288*\\pi/5"], "A", True),  # letter with an option text written differently
+        ("Option B) No", YES_NO, "B", True),  # the option named after a cue, not a number before it
+        ("The angle is 41 degrees. The choice that matches this is B.", ["35", "41", "45", "55"], "B", True),  # the statement, not 41
+        ("We get 12. The correct option is E.", ["1", "2", "3", "4", "12"], "E", True),  # a letter after an earlier number
+        ("The answer is C (octopus).", OCTOPUS, "C", True),  # letter with its text in parentheses
+        ("**(B) Solution A**", ["Solution B", "Solution A"], "B", True),  # markdown bold; the option text has a letter
+        ("$\\boxed{\\text{(C) } 5}$", ["3", "4", "5", "6"], "C", True),  # LaTeX text inside boxed
+        ("\\textbf{(A) } 20.25", ["20.25", "21"], "A", True),  # LaTeX bold letter
+        ("所以答案是C", ["1", "2", "3", "4"], "C", True),  # Chinese: "so the answer is C"
+        ("由图可知，选C", ["1", "2", "3", "4"], "C", True),  # Chinese: "choose C"
+        ("故选：B", ["1", "2", "3", "4"], "B", True),  # Chinese textbook style: "hence choose: B"
+        ("The answer is C (octopus).", OCTOPUS, "A", False),  # the wrong option stays wrong
+        ("The answer is A or B.", OCTOPUS, "A", False),  # hedging names no option
+        ("The answer is B (octopus).", OCTOPUS, "B", False),  # letter and text contradict: names none
+        ("It could be the squid or the octopus.", OCTOPUS, "C", False),  # two options mentioned: none
+    ],
+)
+def test_real_option_answers(response, choices, gold, correct):
+    ext = extract_answer(response, choices)
+    assert (ext.answer is not None and is_equivalent(ext.answer, gold, choices=choices)) is correct
 
 
 def test_extract_block_only_ignores_answers_outside_the_block():
@@ -88,6 +141,15 @@ def test_extract_block_only_ignores_answers_outside_the_block():
         ("A or B or C", ["1", "2", "3"], None),  # several letters: reward hacking, names none
         ("E", ["1", "2"], None),  # a letter beyond the options
         ("7", ["1", "2"], None),  # a value that is no option
+        ("C (octopus)", OCTOPUS, "C"),  # letter and its text in parentheses
+        ("**C**", OCTOPUS, "C"),  # markdown bold
+        ("**(C) 145°**", ["35°", "45°", "145°"], "C"),  # bold letter and text
+        ("Option C", OCTOPUS, "C"),  # "Option" before the letter
+        ("\\text{(C)} 5", ["3", "4", "5"], "C"),  # LaTeX text around the letter
+        ("B) No", YES_NO, "B"),  # a closing parenthesis only
+        ("A triangle", ["square", "triangle"], None),  # an article, not the letter A: names none
+        ("A, then B", ["1", "2"], None),  # two letters
+        ("no", YES_NO, "B"),  # the yes/no option by its word
     ],
 )
 def test_match_option(answer, choices, letter):
@@ -125,6 +187,20 @@ def test_match_option(answer, choices, letter):
         ("\\sqrt{2}", "1.4142", {"precision": 4}, True),  # a surd at the benchmark's precision
         ("", "4", {}, False),  # empty prediction
         (None, "4", {}, False),  # no prediction
+        ("**7**", "7", {}, True),  # markdown bold
+        ("*7*", "7", {}, True),  # markdown italics
+        ("7</s>", "7", {}, True),  # an end-of-text token
+        ("\\dfrac{1}{3}", "1/3", {}, True),  # \\dfrac
+        ("\\frac13", "1/3", {}, True),  # \\frac without braces (math-verify test_all.py)
+        ("\\sqrt3", "\\sqrt{3}", {}, True),  # \\sqrt without braces (math-verify test_all.py)
+        ("\\frac{1}{3} \\text{meters}", "1/3", {}, True),  # a unit in \\text
+        ("x \\geq 5", "x >= 5", {}, True),  # relations spelled two ways
+        (".4", "0.4", {}, True),  # a leading decimal point
+        ("1 000", "1000", {}, True),  # a space as thousands separator
+        ("k = \\frac{1}{3}", "1/3", {}, True),  # the value after "="
+        ("\\frac{1+\\sqrt{5}}{2}", "2", {}, False),  # the last number of an expression is not its value
+        ("\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}", "\\begin{bmatrix}1 & 0 \\\\ 0 & 1\\end{bmatrix}", {}, True),  # matrices (math-verify)
+        ("18", "18", {"choices": ["9", "12", "18", "18"]}, True),  # an option text listed twice
     ],
 )
 def test_equivalence(pred, gold, kw, same):
@@ -197,7 +273,7 @@ def test_ungradeable_gold_is_skipped_and_counted(gold):
     before = grading.STATS["ungradeable_gold"]
     assert rewards.hfrrf_reward([GOOD], answer=[gold]) == [None]  # None: TRL leaves it unscored
     assert rewards.accuracy_reward([GOOD], answer=[gold]) == [None]
-    assert grading.STATS["ungradeable_gold"] == before + 2
+    assert grading.STATS["ungradeable_gold"] == before + 1  # the same batch is graded once
 
 
 def test_an_exception_in_one_completion_does_not_kill_the_batch(monkeypatch):
@@ -235,23 +311,31 @@ def test_reward_set_strictness():
 @pytest.mark.parametrize(
     "pred, gold, verdict",
     [
-        ("x^2+2", "2+x^2", True),  # commuted sum
-        ("2x", "x \\cdot 2", True),  # implicit and explicit multiplication
-        ("x^2-4", "(x-2)(x+2)", True),  # factored form
         ("\\frac{\\sqrt{2}}{2}", "\\sqrt{2}/2", True),  # nested frac and sqrt
         ("2\\sqrt{3}", "\\sqrt{12}", True),  # surds
         ("\\{1,2\\}", "\\{2,1\\}", True),  # sets of numbers, any order
         ("\\{1,2\\}", "\\{1,2,3\\}", False),  # sets of different size
         ("(1,2]", "[1,2)", False),  # intervals with other brackets
-        ("2\\pi", "2", False),  # pi is not 1
-        ("x+y", "2x", False),  # different expressions
+        ("2^{10}", "1024", True),  # powers
         ("\\frac{1}{0}", "1", None),  # undefined: left to math-verify
+        ("x^2+2", "2+x^2", None),  # a variable: math-verify decides
+        ("2\\pi", "2", None),  # a constant: math-verify decides
+        ("2.718", "e", None),  # e is a constant, not a variable at a random point
         ("\\sin(x)", "1", None),  # functions: left to math-verify
         ("x=2", "2", None),  # equations: left to math-verify
     ],
 )
 def test_latex_fast_path(pred, gold, verdict):
     assert grading.latex_fast_equal(pred, gold) is verdict
+
+
+def test_symbols_reach_math_verify(monkeypatch):
+    # the fast path decides only symbol-free arithmetic: e, pi, letters and functions go to math-verify
+    asked = []
+    monkeypatch.setattr(grading, "_math_verify", lambda p, g, *a: asked.append((p, g)) or False)
+    for pred, gold in [("2.718", "e"), ("3.14", "\\pi"), ("x", "y"), ("\\sin(1)", "0.84")]:
+        is_equivalent(pred, gold)
+    assert asked == [("2.718", "e"), ("3.14", "\\pi"), ("x", "y"), ("\\sin(1)", "0.84")]
 
 
 @pytest.mark.parametrize(
@@ -267,3 +351,46 @@ def test_latex_fast_path(pred, gold, verdict):
 )
 def test_pathological_filter(expr, refused):
     assert bool(grading._PATHOLOGICAL.search(expr)) is refused
+
+
+def test_a_reward_set_grades_each_completion_once(monkeypatch):
+    # HFRRF, format and accuracy read one grading pass; the counters count each completion once
+    calls = []
+    real = grading.grade
+    monkeypatch.setattr(grading, "grade", lambda text, gold, **kw: calls.append(text) or real(text, gold, **kw))
+    funcs, _ = rewards.reward_set("hfrrf")
+    batch = [GOOD, "<think>a</think><answer>5</answer>"]
+    got = [f(batch, answer=["4", "4"]) for f in funcs]
+    assert got == [[1.0, 0.0], [1.0, 1.0], [1.0, 0.0]] and calls == batch
+    funcs[0](batch, answer=["5", "5"])  # another step's batch is graded anew
+    assert len(calls) == 4
+
+
+def test_grading_metrics_per_step():
+    before = dict(grading.STATS)
+    rewards.hfrrf_reward(["<think>a</think><answer>7</answer>"], answer=[None])
+    m = rewards.grading_metrics(before)
+    assert m["grading/ungradeable_gold"] == 1 and m["grading/timeouts"] == 0 and "grading/mean_ms" in m
+
+
+UNGUARDED = """
+from visionr1 import grading
+print(grading.is_equivalent("\\\\sin(x)^2+\\\\cos(x)^2", "1"), grading.is_equivalent("x^2-1", "(x-1)(x+1)"),
+      grading.is_equivalent("\\\\sin(x)", "\\\\cos(x)"))
+"""
+
+
+def test_a_plain_script_without_main_guard_grades_right(tmp_path):
+    # the worker is its own program: a script without `if __name__ == "__main__":` is not re-run
+    script = tmp_path / "plain.py"
+    script.write_text(UNGUARDED)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "False"]
+
+
+def test_a_worker_that_cannot_start_fails_loudly(monkeypatch):
+    grading.shutdown_worker()
+    monkeypatch.setattr(grading.sys, "executable", "/nonexistent/python")
+    with pytest.raises(RuntimeError, match="math-verify worker"):
+        is_equivalent("\\sin(x)", "\\cos(x)")

@@ -134,7 +134,7 @@ _CUES = re.compile(
     r"final answer\s*(?:is)?\s*[:：]?"
     r"|\b(?:answer|option|choice)\b[^.\n:：?!]{0,40}?\b(?:is|would be|should be|will be|must be)\b\s*[:：]?"
     r"|\banswer\s*[:：]"
-    r"|\b(?:option|choice)\s+(?=\(?[A-Z]\b)"
+    r"|(?:^|(?<=[.:!\n]))\s*(?:option|choice)\s+(?=\(?[A-Z]\b)"  # opening a sentence: "Option B) No"
     r"|答案(?:应该?是|应为|是|为)?\s*[:：]?"
     r"|(?:故|所以|因此|应|则)?选(?:择|项)?(?:为|是)?\s*[:：]?\s*(?=\(?[A-Z])",
     re.I)
@@ -497,7 +497,12 @@ def _is_equivalent(pred, gold, precision, choices, timeout) -> bool:
         g = match_option(gold, choices)
         same = [LETTERS[i] for i, c in enumerate(choices) if _same_text(gold, c)]
         if g is not None or len(same) > 1:  # a gold option's text may be listed twice
-            return match_option(pred, choices) in ({g} | set(same)) - {None}
+            allowed = ({g} | set(same)) - {None}
+            p = match_option(pred, choices)
+            if p is None:
+                p_same = {LETTERS[i] for i, c in enumerate(choices) if _same_text(pred, c)}
+                return bool(p_same) and p_same <= allowed
+            return p in allowed
     pred, gold = clean_answer(pred), clean_answer(gold)
     np_, ng = normalize(pred), normalize(gold)
     if np_ == ng:
@@ -701,6 +706,9 @@ def _worker_main() -> None:
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
+    # the first comparison builds the parsers (about a second): done here, not inside a budget
+    verify(parse("$x^2+1$", extraction_config=configs, parsing_timeout=None),
+           parse("$1+x^2$", extraction_config=configs, parsing_timeout=None), timeout_seconds=None)
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the reply channel
     out.write('"ready"\n')
