@@ -212,6 +212,8 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
     from visionr1 import benchmarks
 
     top = Path(path)
+    if top.name == loaders.DATASET_INFO:
+        top = top.parent
     if not top.exists():
         raise FileNotFoundError(f"{top} does not exist")
     if top.is_file():

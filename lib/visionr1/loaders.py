@@ -364,7 +364,6 @@ def find_image(cell: Any, dirs: Sequence[Path]) -> tuple[ImageSource | None, str
             return None, "corrupt_image", f"a {len(cell)}-character image cell is not valid base64 ({exc})"
     elif isinstance(cell, str):
         path = cell
-        data = None if any(d.joinpath(cell).is_file() for d in dirs) else _base64_image(cell)
     else:
         return None, "wrong_type", f"expected an image struct {{'bytes', 'path'}}, bytes, base64 text or a path, got {type(cell).__name__}"
     if data:
@@ -375,6 +374,9 @@ def find_image(cell: Any, dirs: Sequence[Path]) -> tuple[ImageSource | None, str
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve(), "", ""
+    data = _base64_image(path) if isinstance(cell, str) else None  # a tiny image's base64 is short
+    if data:
+        return data, "", ""
     return None, "missing_image", f"{path!r} not found (looked for {', '.join(map(str, candidates))})"
 
 
