@@ -151,7 +151,11 @@ class Check:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", loaders.DataWarning)
             try:
-                self.report = self.load().report
+                records = self.load()
+                self.report = records.report
+                sources = sorted({getattr(r, "meta", {}).get("prompt_source", "") for r in records} - {""})
+                if sources:  # benchmark items: where their prompts came from
+                    self.note = "prompts from " + ", ".join(sources[:3]) + (" ..." if len(sources) > 3 else "")
             except loaders.DataError as exc:
                 self.error, self.report = str(exc), exc.report
             except (FileNotFoundError, ValueError) as exc:
