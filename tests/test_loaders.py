@@ -415,3 +415,52 @@ def test_main_data_check_max_problems(dirs, capsys) -> None:
     assert "... and 6 more" in out and f"{MULBERRY_JSON}:2" not in out
     assert main_data_check([str(dirs["sharegpt"]), "--name", MULBERRY]) == 1
     assert LLAVA_JSON not in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# the one reader: every file format, one case each
+
+@pytest.mark.parametrize(
+    "name, text, keyed, rows, problem",
+    [
+        # a JSON array (LLaMA-Factory sharegpt, MathVerse testmini.json)
+        ("a.json", '[{"x": 1}, {"x": 2}]', True, [{"x": 1}, {"x": 2}], None),
+        # an object keyed by id (MathVista testmini.json, DynaMath dataset.json): the key rides along
+        ("b.json", '{"7": {"x": 1}}', True, [{"_key": "7", "x": 1}], None),
+        # ... refused where rows must be an array (sharegpt)
+        ("c.json", '{"7": {"x": 1}}', False, [], "expected an array of rows"),
+        # JSON Lines, also under a .json name
+        ("d.jsonl", '{"x": 1}\n\n{"x": 2}\n', True, [{"x": 1}, {"x": 2}], None),
+        ("e.json", '{"x": 1}\n{"x": 2}\n', True, [{"x": 1}, {"x": 2}], None),
+        # a TSV under a .json name is named as one
+        ("f.json", "index\tquestion\n1\tq\n", True, [], "tab-separated file (a VLMEvalKit TSV?)"),
+        # a VLMEvalKit TSV: strings, and a short image cell names the row whose image it shares
+        ("g.tsv", "index\timage\n1\t" + "A" * 80 + "\n2\t1\n", True,
+         [{"index": "1", "image": "A" * 80}, {"index": "2", "image": "A" * 80}], None),
+    ],
+)
+def test_iter_rows(tmp_path: Path, name: str, text: str, keyed: bool, rows: list, problem: str | None) -> None:
+    from visionr1.loaders import LoadReport, iter_rows
+
+    (tmp_path / name).write_text(text)
+    report = LoadReport()
+    assert [row for _, row in iter_rows(tmp_path / name, name, report, keyed=keyed)] == rows
+    assert (problem is None) == (not report.problems)
+    if problem:
+        assert problem in report.problems[0].detail
+
+
+def test_find_image_encodings(tmp_path: Path) -> None:
+    import base64
+
+    from visionr1.loaders import decode_image, find_image
+
+    png = Image.new("RGB", (3, 2), "red")
+    png.save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    for cell in ({"bytes": data, "path": None}, data, base64.b64encode(data).decode(), "a.png",
+                 {"bytes": None, "path": "a.png"}, "data:image/png;base64," + base64.b64encode(data).decode()):
+        source, reason, _ = find_image(cell, [tmp_path])
+        assert reason == "" and decode_image(source).size == (3, 2), cell
+    assert find_image("b.png", [tmp_path])[1] == "missing_image"
+    assert find_image(3, [tmp_path])[1] == "wrong_type"
