@@ -55,7 +55,8 @@ def test_format_strictness():
         ("<answer> $\\frac{1}{2}$ </answer>", None, "\\frac{1}{2}", "answer_block"),  # $...$ stripped
         ("<answer>\\boxed{x^2}</answer>", None, "x^2", "answer_block"),  # boxed inside the block
         ("so it is \\boxed{\\frac{3}{4}} indeed", None, "\\frac{3}{4}", "boxed"),  # nested braces in boxed
-        ("a \\boxed{1} then \\boxed{2}", None, "2", "boxed"),  # the last boxed wins
+        ("a \\boxed{1}\nthen \\boxed{2}", None, "2", "boxed"),  # the last boxed wins
+        ("so \\boxed{1}, \\boxed{2}", None, "1, 2", "boxed"),  # several on the final line: a list (math-verify's reading)
         ("Final Answer: 145°\nthanks", None, "145°", "statement"),  # up to the end of the line
         ("Thus the answer is 12.5. Done.", None, "12.5", "statement"),  # up to the sentence end
         ("The correct answer is (B), because of X.", ["1", "2"], "(B)", "statement"),  # option form

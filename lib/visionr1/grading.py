@@ -124,6 +124,20 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def _all_boxed(text: str) -> list[str]:
+    out, i = [], text.find("\\boxed{")
+    while i >= 0:
+        depth, j = 1, i + len("\\boxed{")
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:
+            break
+        out.append(text[i + len("\\boxed{"):j - 1])
+        i = text.find("\\boxed{", j)
+    return out
+
+
 # End-of-text tokens that chat models leave in decoded text (seen in MathVista's minigpt4 outputs)
 _END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|<end_of_turn>|<eos>))+\s*$")
 _FINAL = re.compile(r"final answer\s*(?:is)?\s*[:：]?\s*", re.I)
@@ -184,11 +198,14 @@ def clean_answer(a: str) -> str:
 
 # a LaTeX math span; the last one in a text is the answer when no statement is found
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$([^$\n]+?)\$|\\\((.+?)\\\)", re.S)
-_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?![\d.])|\d+)?(?:\.\d+)?(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?![\d.])|\d+)?(?:\.\d+)?(?:/\d+)?(?![\w])")
 
 
 def _numbers(text: str) -> list[re.Match]:
-    return [m for m in _NUMBER.finditer(text) if any(ch.isdigit() for ch in m.group())]
+    """Plain numbers of a text; a number inside LaTeX structure (`{2}`, `^2`, `_1`) is part of an
+    expression, not a value."""
+    return [m for m in _NUMBER.finditer(text) if any(ch.isdigit() for ch in m.group())
+            and text[m.start() - 1:m.start()] not in ("{", "^", "_", "\\") and text[m.end():m.end() + 1] not in ("}", "^")]
 
 
 def last_value(text: str) -> str | None:
@@ -197,6 +214,10 @@ def last_value(text: str) -> str | None:
     whole fraction, not 2."""
     spans = list(_MATH_SPAN.finditer(text))
     span = spans[-1] if spans else None
+    bare = clean_answer(text)
+    if not spans and "\\" in bare and len(bare) <= MAX_ANSWER_CHARS and \
+            not re.search(r"[a-zA-Z]{3,}", re.sub(r"\\[a-zA-Z]+", " ", bare)):
+        return bare  # an expression without delimiters: `\\frac{10}{9}`
     nums = [m for m in _numbers(text) if not any(s.start() <= m.start() < s.end() for s in spans)]
     num = nums[-1] if nums else None
     if span is not None and (num is None or span.end() >= num.end()):
@@ -235,6 +256,11 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
     text = _END_TOKENS.sub("", text[-20000:])  # the answer is at the end; bounded work on megabyte responses
     boxed = last_boxed(text)
     if boxed is not None:
+        line = text[:text.rfind("\\boxed")].rsplit("\n", 1)[-1] if "\\boxed" in text else ""
+        earlier = [clean_answer(b) for b in _all_boxed(line)]
+        if earlier:  # several boxed answers on the final line: "\\boxed{1}, \\boxed{2}" is the list 1, 2
+            items = list(dict.fromkeys(earlier + [clean_answer(boxed)]))  # the same answer repeated counts once
+            return Extraction(", ".join(items), "boxed")
         return Extraction(clean_answer(boxed), "boxed")
     found = statements(text)
     if choices:
@@ -260,8 +286,9 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
                 return Extraction(mentioned, "mention")
     if found:
         st = clean_answer(found[0])
-        if to_number(normalize(st)) is None and re.search(r"[a-zA-Z]{3,}", st) and not choices:
-            st = last_value(st) or st  # "The largest $n$ is 34" -> 34
+        prose = re.sub(r"\\[a-zA-Z]+", " ", _MATH_SPAN.sub(" ", found[0]))
+        if to_number(normalize(st)) is None and re.search(r"[a-zA-Z]{3,}", prose) and not choices:
+            st = last_value(found[0]) or st  # "The largest $n$ is 34" -> 34
         return Extraction(st, "statement")
     v = last_value(text)
     if v is not None:
@@ -406,6 +433,7 @@ def normalize(s: str) -> str:
     ('145', '1000', 'yes', '\\\\frac{1}{3}')
     """
     s = s.strip().strip("$").strip()
+    s = re.sub(r"(?<=\d),\\!\s*(?=\d{3})", "", s)  # 11,\\! 111: a thousands separator
     s = s.replace("\\left", "").replace("\\right", "").replace("\\!", "").replace("\\,", "").replace("\\;", "")
     s = re.sub(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}", r"\1", s) if re.fullmatch(r"\\(?:text|textbf|mathrm|mbox)\{[^{}]*\}", s) else s
     s = _UNITS.sub("", s)
