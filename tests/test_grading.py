@@ -376,8 +376,8 @@ def test_grading_metrics_per_step():
 
 UNGUARDED = """
 from visionr1 import grading
-print(grading.is_equivalent("\\\\sin(x)^2+\\\\cos(x)^2", "1"), grading.is_equivalent("x^2-1", "(x-1)(x+1)"),
-      grading.is_equivalent("\\\\sin(x)", "\\\\cos(x)"))
+cases = [("\\\\sin(x)^2+\\\\cos(x)^2", "1"), ("x^2-1", "(x-1)(x+1)"), ("\\\\sin(x)", "\\\\cos(x)")]
+print(*(grading.is_equivalent(p, g, timeout=30) for p, g in cases))  # a generous budget: a loaded machine
 """
 
 
