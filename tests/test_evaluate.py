@@ -95,3 +95,21 @@ def test_model_references_name_the_missing_stage(tmp_path):
     assert evaluate.resolve_model("Qwen/Qwen2.5-VL-7B-Instruct", run) == "Qwen/Qwen2.5-VL-7B-Instruct"
     with pytest.raises(ValueError, match="eval_base_url"):
         evaluate.make_responder("openai", "m", evaluate.Sampling())
+
+
+def test_every_compared_model_sees_images_at_one_budget(items, tiny_model_dir, tmp_path):
+    """The CI and RL models save processors with different pixel limits (SFT's and RL's); 04 resizes
+    images for all of them with the one budget in its Sampling, not with what each model saved."""
+    import shutil
+
+    from visionr1 import tiny_model
+
+    rl = tmp_path / "rl"
+    shutil.copytree(tiny_model_dir, rl)
+    tiny_model.load_processor(rl, max_pixels=3136 * 4).save_pretrained(rl)  # a model saved with a small budget
+    s = evaluate.Sampling(temperature=0.0, max_new_tokens=2, batch_size=2, min_pixels=3136, max_pixels=50176)
+    for path in (tiny_model_dir, rl):
+        respond = evaluate.hf_responder(str(path), s)
+        size = dict(respond.processor.image_processor.size)
+        assert (size["shortest_edge"], size["longest_edge"]) == (3136, 50176), path
+        assert len(respond(items[:2])) == 2

@@ -166,6 +166,24 @@ def test_stage_schedule_errors_name_the_stage():
         grpo.GRPOParams(model="m", data="d", output_dir="o", rollout="vllm")
 
 
+def test_colocated_vllm_is_refused_with_the_reason_and_the_way_out():
+    # TRL 1.15 sends colocated vLLM 0.31 prompts whose image pads are already expanded (TRL #6294)
+    with pytest.raises(ValueError, match=r"(?s)vllm_colocate is refused.*#6294.*rl_rollout: vllm_server"):
+        grpo.GRPOParams(model="m", data="d", output_dir="o", rollout="vllm_colocate")
+
+
+def test_vllm_gets_the_trainers_image_budget_and_the_stages_context_length():
+    p = grpo.GRPOParams(model="ci", data="d", output_dir="o", rollout="vllm_server", min_pixels=3136,
+                        max_pixels=1003520, stages=[{"steps": 1, "max_completion_length": 4096, "num_generations": 16},
+                                                    {"steps": 1, "max_completion_length": 8192, "num_generations": 8}])
+    cmd = grpo.server_command(p)
+    # 1280 merged image tokens + 1024 for the question and template + the longest completion
+    assert cmd[cmd.index("--max-model-len") + 1] == str(1280 + 1024 + 8192)
+    assert json.loads(cmd[cmd.index("--mm-processor-kwargs") + 1]) == {"min_pixels": 3136, "max_pixels": 1003520}
+    cfg = grpo.grpo_config(p, p.stages[0], Path("o"))
+    assert cfg.vllm_max_model_length == 1280 + 1024 + 8192 and cfg.vllm_mode == "server"
+
+
 def test_torch_logprob_head_matches_log_softmax():
     torch.manual_seed(0)
     h, w, b = torch.randn(7, 5, requires_grad=True), torch.randn(11, 5), torch.randn(11)

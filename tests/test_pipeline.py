@@ -97,3 +97,31 @@ def test_curves_stage_draws_the_run(smoke_run):
     assert m["training"]["smoke"]["steps"] == 5 and set(m["length_buckets"]) == {"base", "ci", "rl"}
     for png in ("training_curves.png", "overthinking.png", "reflection_words.png"):
         assert (d / png).exists(), png
+
+
+def test_two_process_smoke_chain_keeps_one_writer_and_each_completion_its_rewards(tmp_path):
+    """The smoke chain with 02 and 03 on 2 CPU processes (DDP on gloo, no DeepSpeed)."""
+    from conftest import run_pipeline
+
+    from visionr1 import grading, rewards
+
+    run_pipeline("params/smoke.yaml", tmp_path, "sft_num_gpus=2", "rl_num_gpus=2", "sft_deepspeed=none",
+                 "rl_deepspeed=none", "rl_sft_control=false", "skip_stages=[04_evaluate, 05_curves]")
+    run = tmp_path / "smoke"
+    assert json.loads((run / "02_cold_start_sft" / "summary.json").read_text())["num_processes"] == 2
+    d = run / "03_grpo_ptst"
+    summary = json.loads((d / "summary.json").read_text())
+    one, two = summary["stages"]
+    assert summary["num_processes"] == 2 and one["num_processes"] == two["num_processes"] == 2
+    # stage 2 starts, on both ranks, from stage 1's finished final weights (the smoke CI model rarely
+    # earns a reward, so RL may leave them unchanged: tests/test_multiprocess.py trains with a varied reward)
+    assert two["start_sha"] == one["final_sha"]
+    assert two["loaded_sha"] == [one["final_sha"]] * 2 and one["trained_sha"] == [one["final_sha"]] * 2
+    steps = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if "reward" in r] == [1, 2, 3, 4, 5], "every RL step logged once"
+    samples = [json.loads(x) for x in (d / "samples.jsonl").read_text().splitlines()]
+    assert {x["rank"] for x in samples} == {0, 1}
+    for x in samples:  # each recorded reward is its own completion's, not another rank's
+        again = rewards.hfrrf_reward([x["completion"]], answer=[x["answer"]], choices=[grading.choices_in(x["question"])])
+        assert again == [x["rewards"]["hfrrf_reward"]], x
+    assert {(x["step"], x["rank"]) for x in samples} == {(st, r) for st in (1, 2, 4) for r in (0, 1)}

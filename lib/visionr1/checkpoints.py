@@ -1,5 +1,6 @@
 """Checkpoint helpers shared by the training stages: the newest checkpoint, a guard against
-continuing a checkpoint made with other params, and a fingerprint of weights for tests and logs."""
+continuing a checkpoint made with other params, and fingerprints of weights for tests and logs
+(of a live model, or of the saved files: under ZeRO-3 a live model holds only empty shards)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,29 @@ def guard_params(out: Path, fingerprint: dict, resume: Path | None) -> None:
 
 
 def weights_sha(model) -> str:
-    """sha1 over a model's parameters (names and float32 bytes), 12 hex digits: equal iff same weights."""
-    h = hashlib.sha1()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
+    """Fingerprint of a live model's weights, 12 hex digits (see `tensors_sha`)."""
+    return tensors_sha(model.state_dict().values())
+
+
+def saved_weights_sha(folder: str | Path) -> str:
+    """Fingerprint of the weights saved in a model folder's safetensors files, comparable with
+    `weights_sha` of the loaded model, whatever process or sharding saved them."""
+    from safetensors import safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no *.safetensors weights to fingerprint")
+    handles = [safe_open(str(f), framework="pt") for f in files]
+    return tensors_sha(fh.get_tensor(n) for fh in handles for n in fh.keys())
+
+
+def tensors_sha(tensors) -> str:
+    """sha1 over the set of tensors (shape and float32 bytes of each), 12 hex digits: equal iff the
+    weights are equal. Names are left out because transformers 5 renames Qwen2.5-VL's keys between
+    the saved files and the loaded model (`model.layers.*` vs `model.language_model.layers.*`);
+    a set, so tied weights saved once count once."""
+    digests = set()
+    for t in tensors:
+        t = t.detach().float().cpu().contiguous()
+        digests.add(hashlib.sha1(str(tuple(t.shape)).encode() + t.numpy().tobytes()).hexdigest())
+    return hashlib.sha1("".join(sorted(digests)).encode()).hexdigest()[:12]

@@ -33,6 +33,13 @@ class Sampling:
     reask: int = 0                  # more tries when a response has no </answer> (the paper: up to 5)
     batch_size: int = 32            # items per generate call (hf, vllm) / parallel requests (openai)
     seed: int = 0                   # sampling seed: the same items draw the same responses on a rerun
+    # one image budget for every model compared (not each model's saved processor, which differ
+    # between SFT and RL): images are resized to within these many pixels
+    min_pixels: int = 3136
+    max_pixels: int = 12845056
+
+    def pixels(self) -> dict:
+        return {"min_pixels": self.min_pixels, "max_pixels": self.max_pixels}
 
 
 def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Responder:
@@ -43,7 +50,7 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = tiny_model.load_model(model_path, dtype=torch.bfloat16 if device == "cuda" else torch.float32).to(device)
-    processor = tiny_model.load_processor(model_path)
+    processor = tiny_model.load_processor(model_path, **s.pixels())
 
     tries: Counter = Counter()
 
@@ -56,6 +63,7 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
         return generation.generate(model, processor, [benchmarks.load_image(i) for i in items],
                                    [i.question for i in items], max_new_tokens=s.max_new_tokens,
                                    batch_size=s.batch_size, temperature=s.temperature, top_p=s.top_p, system=system)
+    respond.processor = processor  # what images are resized with (one budget for every model compared)
     return respond
 
 
@@ -64,7 +72,8 @@ def vllm_responder(model_path: str, s: Sampling, system: str | None = None, tens
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, dtype="bfloat16", tensor_parallel_size=tensor_parallel,
-              limit_mm_per_prompt={"image": 1}, max_model_len=s.max_new_tokens + 4096)
+              limit_mm_per_prompt={"image": 1}, mm_processor_kwargs=s.pixels(),
+              max_model_len=s.max_new_tokens + s.max_pixels // (28 * 28) + 1024)  # completion + image + text
     params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens, seed=s.seed)
 
     def respond(items):

@@ -36,7 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from visionr1 import checkpoints, grading, rewards, sft, tiny_model
+from visionr1 import checkpoints, dist, grading, rewards, sft, tiny_model
 
 PAPER_STAGES = [  # RECIPE §4: 4K x 16 -> 8K x 8 (the third, 16K x 4, brought no gain)
     {"steps": 100, "max_completion_length": 4096, "num_generations": 16},
@@ -96,6 +96,19 @@ class GRPOParams:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         rewards.reward_set(self.reward, self.format_strictness)  # fails now on a bad name
+        if self.rollout == "vllm_colocate":
+            raise ValueError(COLOCATE_REFUSED)
+
+
+# docs/platform.md "Several processes": TRL 1.15 sends colocated vLLM the processor's prompt ids, in
+# which every image is already expanded into its run of <|image_pad|> tokens; vLLM 0.31 expands the
+# first pad again and leaves the rest as text (TRL issue #6294). Nothing errors: rollouts would be
+# sampled from corrupted prompts and trained against clean ones.
+COLOCATE_REFUSED = (
+    "rl_rollout: vllm_colocate is refused: with trl 1.15 / vllm 0.31, colocated vLLM receives image prompts "
+    "whose <|image_pad|> runs are already expanded and samples rollouts from a corrupted prompt without any "
+    "error (TRL issue #6294). Use rl_rollout: vllm_server (start the command 03_grpo_ptst prints, "
+    "`trl vllm-serve ...`, on a GPU the trainer does not use, and set rl_num_gpus to the rest) or rl_rollout: hf.")
 
 
 def check_stages(stages: list[dict]) -> None:
@@ -282,13 +295,21 @@ def trainer_class():
             return out
 
         def _save_samples(self, step, inputs, completions, rewards_per_func):
+            """`rewards_per_func` holds every rank's rows (TRL gathers them): this rank's rows are
+            its slice by process index. The rows of all ranks are gathered and the main process
+            alone appends them, so each completion keeps its own rewards and no line is torn."""
             names = [getattr(f, "__name__", str(f)) for f in self.reward_funcs]
-            with self.samples_path.open("a") as f:
-                for row, c, r in zip(inputs, completions, rewards_per_func.tolist()):
-                    f.write(json.dumps({"step": step, "stage": self.stage, "id": row.get("id"),
-                                        "question": _prompt_text(row["prompt"]), "answer": row.get("answer"),
-                                        "completion": rewards.completion_text(c),
-                                        "rewards": {n: (None if v != v else v) for n, v in zip(names, r)}}) + "\n")
+            i = self.accelerator.process_index * len(inputs)
+            mine = rewards_per_func[i:i + len(inputs)].tolist()
+            rows = [{"step": step, "stage": self.stage, "rank": self.accelerator.process_index, "id": row.get("id"),
+                     "question": _prompt_text(row["prompt"]), "answer": row.get("answer"),
+                     "completion": rewards.completion_text(c),
+                     "rewards": {n: (None if v != v else v) for n, v in zip(names, r)}}
+                    for row, c, r in zip(inputs, completions, mine)]
+            rows = dist.gather(rows)
+            if self.accelerator.is_main_process:
+                with self.samples_path.open("a") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in rows)
 
         def training_step(self, model, inputs, num_items_in_batch):
             t0 = time.perf_counter()
@@ -359,6 +380,7 @@ def grpo_config(p: GRPOParams, stage: dict, out: Path, placeholder_ids: list[int
         model_init_kwargs={"dtype": torch.bfloat16 if p.bf16 else torch.float32},
         use_vllm=vllm, vllm_mode="colocate" if p.rollout == "vllm_colocate" else "server",
         vllm_gpu_memory_utilization=p.vllm_gpu_memory_utilization, vllm_server_host=p.vllm_server_host,
+        vllm_max_model_length=context_length(p) if vllm else None,
         vllm_server_port=p.vllm_server_port, logging_steps=p.logging_steps, save_steps=p.save_steps,
         save_total_limit=p.save_total_limit, seed=p.seed, report_to=p.report_to, run_name=p.run_name,
         remove_unused_columns=False, dataloader_num_workers=0, deepspeed=p.deepspeed, disable_tqdm=False,
@@ -383,10 +405,8 @@ def stage_dirs(output_dir: str | Path, n: int) -> list[Path]:
     return [Path(output_dir) / f"stage{k}" for k in range(1, n + 1)]
 
 
-def train(p: GRPOParams, log=print) -> dict:
-    """Run every PTST stage not finished yet; the last stage's weights go to `output_dir/final`
-    (with the processor). Returns a summary with per-stage records (start weights, resume point,
-    seconds, the trainer's actual length and generations)."""
+def guard(p: GRPOParams) -> None:
+    """Refuse to continue a run folder trained with other params; record these (main process)."""
     out = Path(p.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = {k: v for k, v in asdict(p).items() if k not in ("save_steps", "save_total_limit", "logging_steps",
@@ -394,7 +414,18 @@ def train(p: GRPOParams, log=print) -> dict:
                                                                     "vllm_server_host", "vllm_server_port")}
     any_ck = next((c for d in stage_dirs(out, len(p.stages)) for c in [checkpoints.newest_checkpoint(d)] if c), None)
     done_any = any((d / "final" / "stage.json").exists() for d in stage_dirs(out, len(p.stages)))
-    checkpoints.guard_params(out, fingerprint, any_ck or (out / "stage1" if done_any else None))
+    if dist.is_main():
+        checkpoints.guard_params(out, fingerprint, any_ck or (out / "stage1" if done_any else None))
+    dist.wait()
+
+
+def train(p: GRPOParams, log=print, only_stage: int | None = None) -> dict:
+    """Run every PTST stage not finished yet (or only stage `only_stage`, the multi-process path:
+    one launched process group per stage); then the last stage's weights go to `output_dir/final`
+    (with the processor). Returns a summary with per-stage records (start weights, resume point,
+    seconds, the trainer's actual length and generations)."""
+    out = Path(p.output_dir)
+    guard(p)
     processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
     # TRL left-pads prompt ids and takes mm_token_type_ids from the processor: both must pad left
     processor.tokenizer.padding_side = processor.tokenizer.truncation_side = "left"
@@ -402,25 +433,49 @@ def train(p: GRPOParams, log=print) -> dict:
     dataset = to_dataset(rows)
     log(f"RL data: {len(rows)} prompts from {p.data}")
     eos_ids = end_token_ids(p.model, processor)
-    start, offset, records = p.model, 0, []
+    start, offset = p.model, 0
     for k, (stage, sdir) in enumerate(zip(p.stages, stage_dirs(out, len(p.stages))), 1):
         marker = sdir / "final" / "stage.json"
         if marker.exists():
-            rec = json.loads(marker.read_text())
-            log(f"stage {k}: done earlier ({rec['steps']} steps), skipping")
-            records.append(rec)
-            start, offset = str(sdir / "final"), offset + int(stage["steps"])
-            continue
-        rec = run_stage(p, k, stage, sdir, start, offset, dataset, processor, eos_ids, out, log)
-        records.append(rec)
+            log(f"stage {k}: done earlier ({json.loads(marker.read_text())['steps']} steps), skipping")
+        elif only_stage is None or only_stage == k:
+            run_stage(p, k, stage, sdir, start, offset, dataset, processor, eos_ids, out, log)
+        elif k < only_stage:
+            raise RuntimeError(f"stage {only_stage} needs stage {k} first: {marker} not found")
         start, offset = str(sdir / "final"), offset + int(stage["steps"])
+    if only_stage is not None:
+        return json.loads((stage_dirs(out, only_stage)[-1] / "final" / "stage.json").read_text())
+    return finish(p, len(rows))
+
+
+def finish(p: GRPOParams, prompts: int) -> dict:
+    """After the last stage: its weights copied to `output_dir/final`, and `summary.json` (main
+    process; the others wait)."""
+    out = Path(p.output_dir)
+    records = [json.loads((d / "final" / "stage.json").read_text()) for d in stage_dirs(out, len(p.stages))]
     final = out / "final"
-    _copy_model(Path(start), final)
-    summary = {"prompts": len(rows), "stages": records, "steps": offset, "final_model": str(final),
-               "train_seconds": round(sum(r["seconds"] for r in records), 1),
+    summary = {"prompts": prompts, "stages": records, "steps": sum(int(s["steps"]) for s in p.stages),
+               "final_model": str(final), "train_seconds": round(sum(r["seconds"] for r in records), 1),
+               "num_processes": max(r.get("num_processes", 1) for r in records),
                **logged_compute(out / "metrics.jsonl")}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if dist.is_main():
+        _copy_model(stage_dirs(out, len(p.stages))[-1] / "final", final)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    dist.wait()
     return summary
+
+
+def launch(params_json: str | Path, num_processes: int, log=print) -> dict:
+    """The multi-process path: each PTST stage not done yet in its own launched process group
+    (`python -m visionr1.grpo PARAMS_JSON --stage K`), so every stage starts its engines (vLLM,
+    DeepSpeed) in fresh processes; then `finish` here. Returns the summary."""
+    p = GRPOParams.from_json(params_json)
+    for k, sdir in enumerate(stage_dirs(p.output_dir, len(p.stages)), 1):
+        if (sdir / "final" / "stage.json").exists():
+            log(f"stage {k}: done earlier, skipping")
+            continue
+        dist.launch("visionr1.grpo", [str(params_json), "--stage", str(k)], num_processes, log)
+    return finish(p, len(load_rows(p.data, p.max_train_samples, p.system_prompt)))
 
 
 def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset: int, dataset, processor,
@@ -432,7 +487,11 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     log(f"stage {k}: {stage} from {start}" + (f", resuming {resume.name}" if resume else ""))
     dtype = torch.bfloat16 if p.bf16 else torch.float32
     model = tiny_model.load_model(str(resume or start), dtype=dtype)
-    start_sha = checkpoints.weights_sha(model)
+    # what each rank loaded: all must hold the stage's start (or resume) weights (hashed before any
+    # DeepSpeed engine shards them)
+    loaded_sha = dist.gather([checkpoints.weights_sha(model)])
+    # hashed now: checkpoint rotation may delete `resume` later (None for a hub name: no local files)
+    start_sha = checkpoints.saved_weights_sha(resume or start) if Path(resume or start).is_dir() else None
     # TRL builds the KL reference from config._name_or_path: the stage's start, also after a resume
     model.config._name_or_path = model.name_or_path = str(start)
     funcs, weights = trainer_rewards(p, int(stage["max_completion_length"]), eos_ids)
@@ -449,14 +508,21 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final = sdir / "final"
-    trainer.save_model(str(final))
-    processor.save_pretrained(str(final))
+    trainer.save_model(str(final))  # every rank takes part (ZeRO-3 gathers); the main process writes
+    dist.wait()  # nobody reads stage<k>/final (the next stage, its reference, vLLM) before it is complete
     rec = {"stage": k, **stage, "start_from": str(start), "start_sha": start_sha,
-           "resumed_from": str(resume) if resume else None, "final_sha": checkpoints.weights_sha(trainer.model),
+           "loaded_sha": loaded_sha, "resumed_from": str(resume) if resume else None,
+           "final_sha": checkpoints.saved_weights_sha(final),
+           # the trained weights on each rank (equal under DDP); a ZeRO-3 rank holds only shards
+           "trained_sha": None if p.deepspeed else dist.gather([checkpoints.weights_sha(trainer.model)]),
            "trainer_num_generations": trainer.args.num_generations,
            "trainer_max_completion_length": trainer.args.max_completion_length,
+           "num_processes": trainer.accelerator.num_processes,
            "seconds": round(seconds, 1), "steps_done": trainer.state.global_step}
-    (final / "stage.json").write_text(json.dumps(rec, indent=2))  # written last: marks the stage done
+    if dist.is_main():
+        processor.save_pretrained(str(final))
+        (final / "stage.json").write_text(json.dumps(rec, indent=2))  # written last: marks the stage done
+    dist.wait()
     del trainer, model
     return rec
 
@@ -527,11 +593,22 @@ def params_from_values(v: dict) -> GRPOParams:
         deepspeed=sft.deepspeed_config(v["rl_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/03_grpo_ptst")
 
 
+def context_length(p: GRPOParams, text_tokens: int = 1024) -> int:
+    """vLLM's maximum model length for these stages: the largest image at `max_pixels` (one token
+    per 28 x 28 pixels after merging), `text_tokens` of question and template (an allowance: RL
+    questions are short), and the longest stage's completion. Left unset, vLLM takes the model
+    config's 128,000 and reserves KV cache for it."""
+    return p.max_pixels // (28 * 28) + text_tokens + max(int(s["max_completion_length"]) for s in p.stages)
+
+
 def server_command(p: GRPOParams, tensor_parallel: int = 1) -> list[str]:
-    """`trl vllm-serve` for `rollout: vllm_server` (start it on GPUs the trainer does not use)."""
-    longest = max(int(s["max_completion_length"]) for s in p.stages)
+    """`trl vllm-serve` for `rollout: vllm_server` (start it on GPUs the trainer does not use), with
+    the trainer's image budget: the server computes image features itself, and TRL places them in
+    the trainer's token runs, which fails when the two resize an image differently."""
     return ["trl", "vllm-serve", "--model", p.model, "--tensor-parallel-size", str(tensor_parallel),
-            "--max-model-len", str(longest + 2048), "--host", p.vllm_server_host, "--port", str(p.vllm_server_port)]
+            "--max-model-len", str(context_length(p)),
+            "--mm-processor-kwargs", json.dumps({"min_pixels": p.min_pixels, "max_pixels": p.max_pixels}),
+            "--host", p.vllm_server_host, "--port", str(p.vllm_server_port)]
 
 
 def sft_control(sft_params_json: str | Path, start_model: str, out_dir: str | Path, flops: float, log=print) -> dict:
@@ -558,12 +635,17 @@ def sft_control(sft_params_json: str | Path, start_model: str, out_dir: str | Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m visionr1.grpo PARAMS_JSON`: the entry point `accelerate launch` runs."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m visionr1.grpo PARAMS_JSON", file=sys.stderr)
-        return 2
-    print(json.dumps(train(GRPOParams.from_json(argv[0]))))
+    """`python -m visionr1.grpo PARAMS_JSON [--stage K]`: the entry point a launcher runs on every
+    process (`--stage K`: that PTST stage only, as `launch` does)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m visionr1.grpo", description=main.__doc__)
+    ap.add_argument("params_json")
+    ap.add_argument("--stage", type=int, default=None)
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    out = train(GRPOParams.from_json(args.params_json), only_stage=args.stage)
+    if dist.is_main():
+        print(json.dumps(out))
     return 0
 
 

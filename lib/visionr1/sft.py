@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from visionr1 import checkpoints, loaders, tiny_model
+from visionr1 import checkpoints, dist, loaders, tiny_model
 
 
 @dataclass
@@ -225,10 +225,13 @@ def load_model_for(p: SFTParams, source: str):
     import torch
 
     if p.method == "unsloth":
-        import unsloth  # noqa: F401 - GPU only; imported only when chosen
+        import unsloth  # noqa: F401 - GPU only; imported only when chosen (train() imports it before trl)
         from unsloth import FastVisionModel
 
-        model, _ = FastVisionModel.from_pretrained(source, load_in_4bit=False, use_gradient_checkpointing="unsloth")
+        # unsloth defaults to max_seq_length=2048 and its SFT patch applies that when max_length is
+        # None (how TRL is called here): samples up to the cutoff would be cut silently
+        model, _ = FastVisionModel.from_pretrained(source, load_in_4bit=False, use_gradient_checkpointing="unsloth",
+                                                   max_seq_length=p.cutoff_len)
         return FastVisionModel.get_peft_model(model, r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout,
                                               finetune_vision_layers=False)
     model = tiny_model.load_model(source, dtype=torch.bfloat16 if p.bf16 else torch.float32)
@@ -244,7 +247,11 @@ def load_model_for(p: SFTParams, source: str):
 
 
 def train(p: SFTParams, log=print) -> dict:
-    """Train and save the CI model to `output_dir/final`; returns a summary."""
+    """Train and save the CI model to `output_dir/final`; returns a summary. On several processes
+    (`python -m visionr1.sft` under a launcher) every rank trains and the main process alone writes
+    the run's files: the LoRA merge, the processor, the summary (docs/platform.md)."""
+    if p.method == "unsloth":
+        import unsloth  # noqa: F401 - unsloth patches trl and transformers: it must come first
     from trl import SFTConfig
 
     out = Path(p.output_dir)
@@ -253,7 +260,9 @@ def train(p: SFTParams, log=print) -> dict:
     # a checkpoint made with other training params must not be silently continued
     fingerprint = {k: v for k, v in asdict(p).items() if k not in ("resume", "save_steps", "save_total_limit",
                                                                     "logging_steps", "report_to", "deepspeed")}
-    checkpoints.guard_params(out, fingerprint, resume)
+    if dist.is_main():
+        checkpoints.guard_params(out, fingerprint, resume)
+    dist.wait()
     processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
     rows, drops, lengths = prepare(load_rows(p.data, p.datasets), processor, p.cutoff_len)
     if not rows:
@@ -282,20 +291,33 @@ def train(p: SFTParams, log=print) -> dict:
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final = out / "final"
-    if p.method == "full":
-        trainer.save_model(str(final))
-    else:  # the adapter apart; the merged weights load like any model in the later stages
-        trainer.save_model(str(out / "adapter"))
-        model.merge_and_unload().save_pretrained(str(final))
-    processor.save_pretrained(str(final))
+    # every rank takes part in the save (ZeRO-3 gathers the shards); the main process writes
+    trainer.save_model(str(final if p.method == "full" else out / "adapter"))
+    dist.wait()
     steps = max(1, trainer.state.global_step - (int(resume.name.split("-")[1]) if resume else 0))
     summary = {"samples": len(rows), "drops": dict(drops), "tokens_max": max(lengths),
                "tokens_mean": round(sum(lengths) / len(lengths), 1), "steps": trainer.state.global_step,
                "train_seconds": round(seconds, 1), "s_per_step": round(seconds / steps, 3),
                "train_loss": result.training_loss, "resumed_from": str(resume) if resume else None,
-               "final_model": str(final)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+               "num_processes": dist.world_size(), "final_model": str(final)}
+    if dist.is_main():
+        if p.method != "full":  # the adapter apart; the merged weights load like any model in the later stages
+            merge_adapter(p.model, out / "adapter", final, p.bf16)
+        processor.save_pretrained(str(final))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    dist.wait()
     return summary
+
+
+def merge_adapter(base: str, adapter: Path, final: Path, bf16: bool = False) -> None:
+    """Base weights plus the saved LoRA adapter, merged and saved to `final`. Read from the saved
+    files after every rank has finished: under ZeRO-3 the live model holds only this rank's shards,
+    so merging it would save empty tensors."""
+    import torch
+    from peft import PeftModel
+
+    model = tiny_model.load_model(base, dtype=torch.bfloat16 if bf16 else torch.float32)
+    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(str(final))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,26 +402,28 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m visionr1.sft PARAMS_JSON", file=sys.stderr)
         return 2
     summary = train(SFTParams.from_json(argv[0]))
-    print(json.dumps(summary))
+    if dist.is_main():
+        print(json.dumps(summary))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # ---------------------------------------------------------------------------------------------
 # From the notebook's params; multi-GPU launch; the preflight command
 # ---------------------------------------------------------------------------------------------
-DEEPSPEED_CONFIGS = ("zero2", "zero3", "zero3_offload")
+DEEPSPEED_CONFIGS = ("none", "zero2", "zero3", "zero3_offload")
+ZERO_STAGE = {"none": 0, "zero2": 2, "zero3": 3, "zero3_offload": 3}
 
 
-def deepspeed_config(name: str) -> str:
-    """Path of a DeepSpeed config shipped in visionr1/configs/ (zero2, zero3, zero3_offload)."""
+def deepspeed_config(name: str) -> str | None:
+    """Path of a DeepSpeed config shipped in visionr1/configs/ (zero2, zero3, zero3_offload), or
+    None for "none" (plain DDP: several CPU processes on gloo, or GPUs without DeepSpeed)."""
     from importlib import resources
 
     if name not in DEEPSPEED_CONFIGS:
-        raise ValueError(f"sft_deepspeed must be one of {', '.join(DEEPSPEED_CONFIGS)}, got {name!r}")
+        raise ValueError(f"sft_deepspeed / rl_deepspeed must be one of {', '.join(DEEPSPEED_CONFIGS)}, got {name!r}")
+    if name == "none":
+        return None
     return str(resources.files("visionr1") / "configs" / f"{name}.json")
 
 
@@ -428,24 +452,10 @@ def params_from_values(v: dict) -> SFTParams:
         deepspeed=deepspeed_config(v["sft_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/02_cold_start_sft")
 
 
-def launch_command(params_json: str | Path, num_gpus: int, module: str = "visionr1.sft") -> list[str]:
-    """`accelerate launch` of an entry point (`python -m MODULE PARAMS_JSON`) on `num_gpus`
-    processes (DeepSpeed from the params)."""
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_gpus),
-            "--num_machines", "1", "--mixed_precision", "bf16", "-m", module, str(params_json)]
-
-
-def launch(params_json: str | Path, num_gpus: int, log=print, module: str = "visionr1.sft") -> None:
-    """Run the multi-GPU training as a subprocess, streaming its log; raise on failure."""
-    import subprocess
-
-    cmd = launch_command(params_json, num_gpus, module)
-    log("launching: " + " ".join(cmd))
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-        for line in proc.stdout:
-            log(line.rstrip())
-    if proc.returncode:
-        raise RuntimeError(f"accelerate launch exited with {proc.returncode}: {' '.join(cmd)}")
+def launch(params_json: str | Path, num_gpus: int, log=print) -> None:
+    """Run `python -m visionr1.sft PARAMS_JSON` on `num_gpus` processes (GPUs, or CPU processes on
+    gloo without CUDA), streaming its log; raise on failure."""
+    dist.launch("visionr1.sft", [str(params_json)], num_gpus, log)
 
 
 def preflight_main(argv: list[str]) -> int:
@@ -470,7 +480,7 @@ def preflight_main(argv: list[str]) -> int:
         print(f"preflight: {e}", file=sys.stderr)
         return 2
     v = r.values
-    stage = {"zero2": 2, "zero3": 3, "zero3_offload": 3}[v["sft_deepspeed"]] if v["sft_num_gpus"] > 1 else 0
+    stage = ZERO_STAGE[v["sft_deepspeed"]] if v["sft_num_gpus"] > 1 else 0
     rep = preflight(p, args.gpu_gib if args.gpu_gib is not None else v["sft_preflight_gpu_gib"], v["sft_num_gpus"],
                     stage, offload=v["sft_deepspeed"] == "zero3_offload")
     print(f"samples {rep['samples']}, tokens max {rep['tokens_max']} mean {rep['tokens_mean']} "
@@ -479,3 +489,7 @@ def preflight_main(argv: list[str]) -> int:
     for problem in rep["problems"]:
         print("PROBLEM:", problem)
     return 1 if rep["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
