@@ -112,6 +112,12 @@ MV = "lupantech/MathVista results/"  # public model outputs with official verdic
         ("所以答案是C", ["1", "2", "3", "4"], "C", True),  # Chinese: "so the answer is C"
         ("由图可知，选C", ["1", "2", "3", "4"], "C", True),  # Chinese: "choose C"
         ("故选：B", ["1", "2", "3", "4"], "B", True),  # Chinese textbook style: "hence choose: B"
+        ("所以答案是D（7）。", ["14", "12", "9", "7"], "D", True),  # MV gpt4 2shot_solution_use_ocr pid 274: full-width parentheses
+        ("A: No, Periwinkle is not the maximum.", ["yes", "no"], "B", True),  # MV mplugowl pid 24: "A:" for "Answer:"
+        ("The correct option is (B) R, D, N.", ["A, R, N", "R, D, N", "I, A, M", "H, O, W"], "B", True),  # MV chatgpt 2shot_ocr pid 958: letters in options
+        ("The minimum age group shown in the 'plots' is 0-5 years old.", ["11-15", "21-25", "6-10", "16-20", "0-5"], "E", True),  # MV llavar pid 688
+        ("The function is not differentiable at every point.", YES_NO, "B", True),  # MV llava pid 493: a one-sentence answer by its polarity
+        ("Based on the image, Cyan has the minimum area under the curve.", ["yes", "no"], "A", True),  # MV llava pid 385
         ("The answer is C (octopus).", OCTOPUS, "A", False),  # the wrong option stays wrong
         ("The answer is A or B.", OCTOPUS, "A", False),  # hedging names no option
         ("The answer is B (octopus).", OCTOPUS, "B", False),  # letter and text contradict: names none

@@ -265,7 +265,7 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         return Extraction(clean_answer(boxed), "boxed")
     found = statements(text)
     if choices:
-        named = _named_option(found, choices)
+        named = _named_option(found[:1], choices)  # the last statement decides (a text that goes on to new questions)
         if named is not None:
             return Extraction(named, "statement")
         stripped = clean_answer(text)
@@ -285,6 +285,9 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             mentioned = _mentioned_option(lines[-1], choices)
             if mentioned is not None:
                 return Extraction(mentioned, "mention")
+            polar = _polarity(stripped) if _is_yes_no(choices) else None
+            if polar is not None:
+                return Extraction(polar, "polarity")
     if found:
         st = clean_answer(found[0])
         prose = re.sub(r"\\[a-zA-Z]+", " ", _MATH_SPAN.sub(" ", found[0]))
@@ -306,6 +309,19 @@ def _named_option(found: list[str], choices: list[str]) -> str | None:
     return None
 
 
+_NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|cannot)\b|n't\b", re.I)
+
+
+def _polarity(text: str) -> str | None:
+    """A one-sentence answer to a yes/no question read by its polarity, as MathVista's GPT-4
+    extraction reads it: "The function is not differentiable at every point." -> "No", "Dark
+    Magenta has the maximum area under the curve." -> "Yes". Longer texts: None."""
+    t = text.strip()
+    if len(t) > 200 or len([x for x in re.split(r"[.!?](?:\s|$)", t) if x.strip()]) != 1:
+        return None
+    return "No" if _NEGATION.search(t) else "Yes"
+
+
 def _is_yes_no(choices: list[str]) -> bool:
     return sorted(normalize(c) for c in choices) == ["no", "yes"]
 
@@ -318,7 +334,7 @@ def _mentioned_option(line: str, choices: list[str]) -> str | None:
     hits = []
     for c in choices:
         t = c.strip().lower()
-        if len(t) < 2 or re.fullmatch(r"[\d.,\s-]+", t):  # numbers are read as values, not mentions
+        if len(t) < 2 or re.fullmatch(r"-?[\d.,]+", t):  # numbers are read as values, not mentions
             continue
         if re.search(r"(?<!\w)" + re.escape(t) + r"(?!\w)", low):
             hits.append(c)
@@ -351,7 +367,7 @@ def choices_in(question: str) -> list[str] | None:
 
 
 # an option letter leading an answer: "(B)", "B.", "B)", "B:", "Option B", "**B**", "[B]"
-_LEAD = re.compile(r"^(?:(?:option|choice)\s*)?([(\[（]?)([A-Z])([)\]）]?)(?=$|[\s.:：,;)）]|$)\s*[.:：,;]?\s*(.*)$", re.S | re.I)
+_LEAD = re.compile(r"^(?:(?:option|choice)\s*)?([(\[（]?)([A-Z])([)\]）]?)(?=$|[\s.:：,;)）(（])\s*[.:：,;]?\s*(.*)$", re.S | re.I)
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 
 
@@ -394,10 +410,11 @@ def _match_option(answer: str, choices: tuple[str, ...]) -> str | None:
                 return None  # letter and text name different options
             if re.search(r"(?<![A-Za-z])[A-Z](?![A-Za-z])", inner) and not _mentions(choices[k], inner):
                 return None  # another letter: "A or B", "A, then B"
+            w = re.match(r"(yes|no)\b", inner, re.I) if _is_yes_no(list(choices)) else None
+            if w:  # "A: No, ..." (mPLUG-Owl writes "A:" for "Answer:"): the word, not the letter
+                return next(LETTERS[i] for i, c in enumerate(choices) if normalize(c) == w.group(1).lower())
             if delimited or inner.lower() in choices[k].lower() or choices[k].lower() in inner.lower():
                 return letter
-        elif delimited:
-            return None  # a letter beyond the options
     hits = [LETTERS[i] for i, c in enumerate(choices) if _same_text(a, c)]
     if len(hits) == 1:
         return hits[0]
@@ -424,7 +441,7 @@ def _same_text(a: str, b: str) -> bool:
 # 3. Equivalence
 # ---------------------------------------------------------------------------------------------
 _UNITS = re.compile(
-    r"(?:\^\s*\{?\\circ\}?|\\circ|°|\\%|%|\\(?:text|textbf|mathrm|mbox)\{\s*[a-zA-Z ]*\}|"
+    r"(?:\^\s*\{?\\circ\}?|\\circ|\*?\s*\\degree|°|\\%|%|厘米|米|海里|千米|度|元|个|\\(?:text|textbf|mathrm|mbox)\{\s*[a-zA-Z ]*\}|"
     r"\b(?:degrees?|deg|units?|sq|square|cm|mm|km|m|meters?|inches|inch|in|ft|feet|yards?|"
     r"cm\^2|m\^2|kg|g|grams?|seconds?|s|hours?|h|minutes?|min|years?|dollars?|cents?|people|points?)\b)"
 )
