@@ -5,7 +5,7 @@
   data check PATH                                               check every dataset beneath a folder or in a file
   params PARAMS... [--set k=v]                                  print the resolved params
   preflight PARAMS... [--gpu-gib G]                             check SFT data length and memory before training
-  score FILE [-o OUT]                                           grade a MathVista-format prediction file
+  score FILE [-o OUT] [--official]                              grade a MathVista-format prediction file (ours / calculate_score.py)
   infer --model M --image IMG --prompt TEXT [--backend hf|vllm]  answer one image + prompt, streaming tokens
   serve --model M [--port P] [--dry-run]                        OpenAI-compatible vLLM server
   lab [JUPYTER ARGS]                                            JupyterLab with caches kept in .cache/
