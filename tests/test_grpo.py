@@ -92,6 +92,22 @@ def test_stage_change_applies_length_generations_and_previous_weights(tiny_model
     assert len(metrics(tmp_path / "rl")) == 4
 
 
+def test_lora_rl_merges_each_stage_and_the_next_stage_starts_from_the_merge(tiny_model_dir, rl_data, tmp_path,
+                                                                          spread_reward_set):
+    """The one-GPU recipe's RL: LoRA adapters per stage, merged into the stage's final weights."""
+    stages = [{"steps": 2, "max_completion_length": 6, "num_generations": 4},
+              {"steps": 2, "max_completion_length": 8, "num_generations": 2}]
+    s = grpo.train(params(tiny_model_dir, rl_data, tmp_path / "rl", stages, reward=spread_reward_set, lora_r=4,
+                          lora_alpha=8), log=lambda *a: None)
+    one, two = s["stages"]
+    start = checkpoints.weights_sha(tiny_model.load_model(tiny_model_dir))
+    assert one["start_sha"] == start and one["final_sha"] != start, "the merged adapter changed the weights"
+    assert two["start_sha"] == one["final_sha"] != two["final_sha"]
+    assert (tmp_path / "rl" / "stage1" / "adapter" / "adapter_model.safetensors").exists()
+    final = tiny_model.load_model(s["final_model"])  # a plain model: no adapter needed to load it
+    assert checkpoints.weights_sha(final) == two["final_sha"]
+
+
 def test_run_killed_mid_stage_resumes_with_its_weights(tiny_model_dir, rl_data, tmp_path, spread_reward_set):
     stages = [{"steps": 40, "max_completion_length": 6, "num_generations": 2}]
     p = params(tiny_model_dir, rl_data, tmp_path / "rl", stages, reward=spread_reward_set, save_steps=2)

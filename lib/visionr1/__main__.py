@@ -4,7 +4,7 @@
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check PATH                                               check every dataset beneath a folder or in a file
   params PARAMS... [--set k=v]                                  print the resolved params
-  preflight PARAMS... [--gpu-gib G]                             check SFT data length and memory before training
+  preflight PARAMS... [--gpu-gib G]                             per-stage memory (24/48/80 GB) and SFT data length
   score FILE [-o OUT] [--official]                              grade a MathVista-format prediction file (ours / calculate_score.py)
   infer --model M --image IMG --prompt TEXT [--backend hf|vllm]  answer one image + prompt, streaming tokens
   serve --model M [--port P] [--dry-run]                        OpenAI-compatible vLLM server
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd == "params":
         return params_main(rest)
     if cmd == "preflight":
-        from visionr1.sft import preflight_main
+        from visionr1.preflight import main as preflight_main
 
         return preflight_main(rest)
     if cmd == "infer":

@@ -73,6 +73,8 @@ class GRPOParams:
     max_train_samples: int | None = None
     bf16: bool = False
     gradient_checkpointing: bool = False
+    lora_r: int = 0                 # > 0: train LoRA adapters of this rank (merged into each stage's final)
+    lora_alpha: int = 128
     rollout: str = "hf"             # hf | vllm_colocate | vllm_server
     vllm_gpu_memory_utilization: float = 0.3
     vllm_server_host: str = "0.0.0.0"
@@ -486,20 +488,33 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     resume = checkpoints.newest_checkpoint(sdir)
     log(f"stage {k}: {stage} from {start}" + (f", resuming {resume.name}" if resume else ""))
     dtype = torch.bfloat16 if p.bf16 else torch.float32
-    model = tiny_model.load_model(str(resume or start), dtype=dtype)
+    # LoRA resumes from the stage's start weights plus the checkpoint's adapter (restored below)
+    model = tiny_model.load_model(str(start if p.lora_r else resume or start), dtype=dtype)
     # what each rank loaded: all must hold the stage's start (or resume) weights (hashed before any
     # DeepSpeed engine shards them)
     loaded_sha = dist.gather([checkpoints.weights_sha(model)])
     # hashed now: checkpoint rotation may delete `resume` later (None for a hub name: no local files)
-    start_sha = checkpoints.saved_weights_sha(resume or start) if Path(resume or start).is_dir() else None
+    weights_from = start if p.lora_r else resume or start
+    start_sha = checkpoints.saved_weights_sha(weights_from) if Path(weights_from).is_dir() else None
     # TRL builds the KL reference from config._name_or_path: the stage's start, also after a resume
     model.config._name_or_path = model.name_or_path = str(start)
     funcs, weights = trainer_rewards(p, int(stage["max_completion_length"]), eos_ids)
     cfg = grpo_config(p, stage, sdir, placeholder_token_ids(processor.tokenizer))
     cfg.reward_weights = weights
+    peft_config = None
+    if p.lora_r:  # TRL then takes the base with the adapter disabled as the KL reference: no second copy
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
+                                 target_modules=sft.LORA_TARGETS)
     trainer = trainer_class()(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
-                              processing_class=processor,
+                              processing_class=processor, peft_config=peft_config,
                               callbacks=[sft.MetricsJsonl(out / "metrics.jsonl", step_offset=offset, stage=k)])
+    if p.lora_r and resume:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(trainer.model, load_file(str(resume / "adapter_model.safetensors")))
     trainer.stage, trainer.step_offset = k, offset
     trainer.n_params = sum(t.numel() for t in model.parameters())
     trainer.samples_path, trainer.sample_every = out / "samples.jsonl", p.sample_every
@@ -508,13 +523,17 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0
     final = sdir / "final"
-    trainer.save_model(str(final))  # every rank takes part (ZeRO-3 gathers); the main process writes
+    # every rank takes part (ZeRO-3 gathers); the main process writes
+    trainer.save_model(str(sdir / "adapter" if p.lora_r else final))
+    dist.wait()
+    if p.lora_r and dist.is_main():  # the next stage starts from merged weights, like a full fine-tune's
+        sft.merge_adapter(start, sdir / "adapter", final, p.bf16)
     dist.wait()  # nobody reads stage<k>/final (the next stage, its reference, vLLM) before it is complete
     rec = {"stage": k, **stage, "start_from": str(start), "start_sha": start_sha,
            "loaded_sha": loaded_sha, "resumed_from": str(resume) if resume else None,
            "final_sha": checkpoints.saved_weights_sha(final),
            # the trained weights on each rank (equal under DDP); a ZeRO-3 rank holds only shards
-           "trained_sha": None if p.deepspeed else dist.gather([checkpoints.weights_sha(trainer.model)]),
+           "trained_sha": None if p.deepspeed or p.lora_r else dist.gather([checkpoints.weights_sha(trainer.model)]),
            "trainer_num_generations": trainer.args.num_generations,
            "trainer_max_completion_length": trainer.args.max_completion_length,
            "num_processes": trainer.accelerator.num_processes,
@@ -585,7 +604,8 @@ def params_from_values(v: dict) -> GRPOParams:
         epsilon=v["rl_epsilon"], loss_type=v["rl_loss_type"], scale_rewards=v["rl_scale_rewards"],
         batch_size=v["rl_batch_size"], grad_accum=v["rl_grad_accum"], temperature=v["rl_temperature"],
         top_p=v["rl_top_p"], truncated=v["rl_truncated"], min_pixels=v["rl_min_pixels"], max_pixels=v["rl_max_pixels"],
-        max_train_samples=v["rl_max_train_samples"], bf16=v["rl_bf16"],
+        max_train_samples=v["rl_max_train_samples"], bf16=v["rl_bf16"], lora_r=v["rl_lora_r"],
+        lora_alpha=v["rl_lora_alpha"],
         gradient_checkpointing=v["rl_gradient_checkpointing"], rollout=v["rl_rollout"],
         vllm_gpu_memory_utilization=v["rl_vllm_gpu_memory_utilization"], vllm_server_host=v["rl_vllm_server_host"],
         vllm_server_port=v["rl_vllm_server_port"], save_steps=v["rl_save_steps"], sample_every=v["rl_sample_every"],

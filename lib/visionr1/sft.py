@@ -221,6 +221,22 @@ def trainer_class():
     return SFTTrainerWithoutTriton
 
 
+def resolve_method(method: str) -> str:
+    """`lora_fast`: unsloth's LoRA where unsloth is installed and a GPU is there, PEFT's otherwise
+    (the one-GPU recipe); any other method as given. The resolved one is what sft_params.json records."""
+    if method != "lora_fast":
+        return method
+    import importlib.util
+
+    import torch
+
+    return "unsloth" if importlib.util.find_spec("unsloth") and torch.cuda.is_available() else "lora"
+
+
+# LoRA on every linear layer of the language model; the vision tower stays frozen
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
 def load_model_for(p: SFTParams, source: str):
     import torch
 
@@ -239,7 +255,7 @@ def load_model_for(p: SFTParams, source: str):
         from peft import LoraConfig, get_peft_model
 
         cfg = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=p.lora_dropout, task_type="CAUSAL_LM",
-                         target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+                         target_modules=LORA_TARGETS)
         model = get_peft_model(model, cfg)
     elif p.method != "full":
         raise ValueError(f"sft method must be full, lora or unsloth, got {p.method!r}")
@@ -443,7 +459,7 @@ def params_from_values(v: dict) -> SFTParams:
     multi = v["sft_num_gpus"] > 1
     return SFTParams(
         model=model, data=data, output_dir=str(run / "02_cold_start_sft"), datasets=list(v["sft_datasets"]),
-        method=v["sft_method"], learning_rate=v["sft_learning_rate"], lr_scheduler=v["sft_lr_scheduler"],
+        method=resolve_method(v["sft_method"]), learning_rate=v["sft_learning_rate"], lr_scheduler=v["sft_lr_scheduler"],
         warmup_ratio=v["sft_warmup_ratio"], epochs=v["sft_epochs"], max_steps=v["sft_max_steps"],
         batch_size=v["sft_batch_size"], grad_accum=v["sft_grad_accum"], cutoff_len=v["sft_cutoff_len"],
         min_pixels=v["sft_min_pixels"], max_pixels=v["sft_max_pixels"], bf16=v["sft_bf16"],
@@ -456,39 +472,6 @@ def launch(params_json: str | Path, num_gpus: int, log=print) -> None:
     """Run `python -m visionr1.sft PARAMS_JSON` on `num_gpus` processes (GPUs, or CPU processes on
     gloo without CUDA), streaming its log; raise on failure."""
     dist.launch("visionr1.sft", [str(params_json)], num_gpus, log)
-
-
-def preflight_main(argv: list[str]) -> int:
-    """`python -m visionr1 preflight PARAMS... [--set k=v] [--gpu-gib G]`: 02's data against the
-    cutoff and the model's maximum length, and a per-GPU memory estimate; exit 1 on a problem."""
-    import argparse
-
-    from visionr1 import env
-    from visionr1.params import ParamsError, declarations, resolve
-    from visionr1.runner import stage_notebooks
-
-    ap = argparse.ArgumentParser(prog="python -m visionr1 preflight", description=preflight_main.__doc__)
-    ap.add_argument("params", nargs="*")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    ap.add_argument("--gpu-gib", type=float, default=None, help="memory of one GPU (default: sft_preflight_gpu_gib)")
-    args = ap.parse_args(argv)
-    env.setup_environment()
-    try:
-        r = resolve(args.params, args.sets, declarations(stage_notebooks(env.NOTEBOOKS_DIR)))
-        p = params_from_values(r.values)
-    except (ParamsError, FileNotFoundError) as e:
-        print(f"preflight: {e}", file=sys.stderr)
-        return 2
-    v = r.values
-    stage = ZERO_STAGE[v["sft_deepspeed"]] if v["sft_num_gpus"] > 1 else 0
-    rep = preflight(p, args.gpu_gib if args.gpu_gib is not None else v["sft_preflight_gpu_gib"], v["sft_num_gpus"],
-                    stage, offload=v["sft_deepspeed"] == "zero3_offload")
-    print(f"samples {rep['samples']}, tokens max {rep['tokens_max']} mean {rep['tokens_mean']} "
-          f"(cutoff {rep['cutoff_len']}, model max {rep['model_max_positions']}); {rep['params'] / 1e9:.2f}B params; "
-          f"estimated per GPU: {rep['memory_gib']}")
-    for problem in rep["problems"]:
-        print("PROBLEM:", problem)
-    return 1 if rep["problems"] else 0
 
 
 if __name__ == "__main__":
