@@ -207,7 +207,8 @@ def build_config(size: TinySize, tokenizer):
 
 
 def build_tiny(out_dir: str | Path, size: str = "test", seed: int = 0,
-               min_pixels: int = 28 * 28 * 4, max_pixels: int = 28 * 28 * 64) -> Path:
+               min_pixels: int = 28 * 28 * 4, max_pixels: int = 28 * 28 * 64, spec: TinySize | None = None,
+               dtype: torch.dtype = torch.float32) -> Path:
     """Build a random-init tiny Qwen2.5-VL and save model, tokenizer and processor to `out_dir`.
 
     Deterministic by `seed`: the same arguments give bit-identical weights. Returns `out_dir`.
@@ -219,20 +220,24 @@ def build_tiny(out_dir: str | Path, size: str = "test", seed: int = 0,
     """
     from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
-    if size not in SIZES:
+    if spec is None and size not in SIZES:
         raise ValueError(f"unknown tiny model size {size!r}; choose one of {sorted(SIZES)}")
-    spec = SIZES[size]
+    spec = spec or SIZES[size]  # `spec`: any shape, e.g. a real size's for speed (bench/gpu_check.py)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(tokenizer_corpus(), spec.vocab_size)
+    # the nano tokenizer (at most 2,048 pieces); a larger spec.vocab_size widens the embeddings and
+    # LM head to a real size's, with the extra rows never produced by the tokenizer
+    tokenizer = train_tokenizer(tokenizer_corpus(), min(spec.vocab_size, 2048))
     image_processor = Qwen2VLImageProcessorPil(
         patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=min_pixels, max_pixels=max_pixels
     )
     processor = make_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
                                        chat_template=CHAT_TEMPLATE)
     config = build_config(spec, tokenizer)
+    if spec.vocab_size > 2048:  # a real size (the tiny sizes keep the trained vocabulary)
+        config.text_config.vocab_size = config.vocab_size = spec.vocab_size
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(dtype)
     model.generation_config.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"),
                                             tokenizer.convert_tokens_to_ids("<|endoftext|>")]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
