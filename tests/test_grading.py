@@ -69,6 +69,8 @@ def test_format_strictness():
         ("The value is .4 here", None, ".4", "last_value"),  # a leading decimal point
         ("about 1 000 people", None, "1 000", "last_value"),  # a space as thousands separator
         ("Final Answer: The largest $n$ is 34.", None, "34", "statement"),  # the value in a sentence
+        ("So the answer is 1982 with an actual total income of $931,441.", None, "1982", "statement"),  # MV bard pid 588: the first value of prose
+        ("Therefore, there are **3** groups of bars that contain a bar smaller than 40.", None, "3", "bold"),  # MV bard pid 873: a bold value
     ],
 )
 def test_extract(text, choices, answer, method):

@@ -227,6 +227,26 @@ def last_value(text: str) -> str | None:
     return num.group().strip() if num is not None else None
 
 
+_WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
+                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
+_BOLD_NUMBER = re.compile(r"\*\*\s*(-?[\d,]*\.?\d+)\s*\*\*")
+
+
+def first_value(text: str) -> str | None:
+    """The first number of a sentence, outside math spans, or the first math span with a digit;
+    number words count ("the answer is three objects" -> 3). For answer statements in prose, where
+    the value comes first ("the answer is 1982 with a total income of $931,441")."""
+    spans = list(_MATH_SPAN.finditer(text))
+    cands = [(m.start(), m.group().strip()) for m in _numbers(text)
+             if not any(s.start() <= m.start() < s.end() for s in spans)]
+    cands += [(m.start(), _WORDS[m.group(1).lower()]) for m in _WORD_NUMBER.finditer(text)
+              if not any(s.start() <= m.start() < s.end() for s in spans)]
+    cands += [(s.start(), clean_answer(next(g for g in s.groups() if g is not None)))
+              for s in spans if re.search(r"\d", s.group())]
+    return min(cands)[1] if cands else None
+
+
 def extract_answer(text: str, choices: list[str] | None = None, block_only: bool = False) -> Extraction:
     """The final answer of a response.
 
@@ -292,8 +312,13 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         st = clean_answer(found[0])
         prose = re.sub(r"\\[a-zA-Z]+", " ", _MATH_SPAN.sub(" ", found[0]))
         if to_number(normalize(st)) is None and re.search(r"[a-zA-Z]{3,}", prose) and not choices:
-            st = last_value(found[0]) or st  # "The largest $n$ is 34" -> 34
+            # "The largest $n$ is 34" -> 34; plain prose: the first value ("1982 with a total of $931,441" -> 1982)
+            st = (last_value(found[0]) if _MATH_SPAN.search(found[0]) else first_value(found[0])) or st
         return Extraction(st, "statement")
+    if not choices:
+        bold = _BOLD_NUMBER.findall(text)
+        if bold:  # "Therefore, there are **3** groups of bars ..."
+            return Extraction(bold[-1], "bold")
     v = last_value(text)
     if v is not None:
         return Extraction(v, "last_value")
