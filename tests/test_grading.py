@@ -120,6 +120,10 @@ MV = "lupantech/MathVista results/"  # public model outputs with official verdic
         ("The minimum age group shown in the 'plots' is 0-5 years old.", ["11-15", "21-25", "6-10", "16-20", "0-5"], "E", True),  # MV llavar pid 688
         ("The function is not differentiable at every point.", YES_NO, "B", True),  # MV llava pid 493: a one-sentence answer by its polarity
         ("Based on the image, Cyan has the minimum area under the curve.", ["yes", "no"], "A", True),  # MV llava pid 385
+        ("所以，S(△ABC) = 18，选项B正确。", ["30", "36", "72", "24"], "B", True),  # MV chatgpt 2shot_ocr pid 622: "option B is correct"
+        ("The correct option is C (Adult spider population would decrease).",
+         ["remain the same", "double", "Adults spider population would decrease", "increase"], "C", True),  # MV chatgpt 2shot_ocr pid 46: text paraphrased
+        ("Choice (B) is incorrect because the image shows that the epigraph is infinite.", YES_NO, "B", False),  # MV bard pid 235: a rejected option
         ("The answer is C (octopus).", OCTOPUS, "A", False),  # the wrong option stays wrong
         ("The answer is A or B.", OCTOPUS, "A", False),  # hedging names no option
         ("The answer is B (octopus).", OCTOPUS, "B", False),  # letter and text contradict: names none

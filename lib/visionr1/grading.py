@@ -392,7 +392,7 @@ def choices_in(question: str) -> list[str] | None:
 
 
 # an option letter leading an answer: "(B)", "B.", "B)", "B:", "Option B", "**B**", "[B]"
-_LEAD = re.compile(r"^(?:(?:option|choice)\s*)?([(\[（]?)([A-Z])([)\]）]?)(?=$|[\s.:：,;)）(（])\s*[.:：,;]?\s*(.*)$", re.S | re.I)
+_LEAD = re.compile(r"^(?:(?:option|choice)\s*)?([(\[（]?)([A-Z])([)\]）]?)(?=$|[\s.:：,;)）(（]|[\u4e00-\u9fff])\s*[.:：,;]?\s*(.*)$", re.S | re.I)
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 
 
@@ -425,11 +425,14 @@ def _match_option(answer: str, choices: tuple[str, ...]) -> str | None:
     if m and (m.group(2).isupper() or m.group(1) or a[:6].lower() in ("option", "choice")):
         letter, k = m.group(2).upper(), LETTERS.index(m.group(2).upper())
         rest = m.group(4).strip()
-        delimited = bool(m.group(1) or m.group(3)) or not rest or a[len(m.group(1)) + 1:][:1] in ".:：,;"
+        delimited = bool(m.group(1) or m.group(3)) or not rest or a[len(m.group(1)) + 1:][:1] in ".:：,;" \
+            or rest[:1] in "(（" or "\u4e00" <= rest[:1] <= "\u9fff"  # "C (Adult spider ...)", "B正确"
         if k < n:
             inner = re.sub(r"^[(（\[]\s*(.*?)\s*[)）\]]$", r"\1", rest).rstrip(".。").strip()
             if not inner or _same_text(inner, choices[k]) or _same_text(rest, choices[k]):
                 return letter
+            if re.match(r"(?:is\s+)?(?:incorrect|wrong|not\b|false\b)|(?:错误|不正确)", inner, re.I):
+                return None  # "Choice (B) is incorrect because ..."
             others = [i for i, c in enumerate(choices) if i != k and _same_text(inner, c)]
             if others:
                 return None  # letter and text name different options
