@@ -124,6 +124,7 @@ MV = "lupantech/MathVista results/"  # public model outputs with official verdic
         ("The correct option is C (Adult spider population would decrease).",
          ["remain the same", "double", "Adults spider population would decrease", "increase"], "C", True),  # MV chatgpt 2shot_ocr pid 46: text paraphrased
         ("Choice (B) is incorrect because the image shows that the epigraph is infinite.", YES_NO, "B", False),  # MV bard pid 235: a rejected option
+        ("The text does not provide information needed to answer the question.", YES_NO, "B", False),  # MV gpt4 pid 758: a refusal is no "No"
         ("The answer is C (octopus).", OCTOPUS, "A", False),  # the wrong option stays wrong
         ("The answer is A or B.", OCTOPUS, "A", False),  # hedging names no option
         ("The answer is B (octopus).", OCTOPUS, "B", False),  # letter and text contradict: names none

@@ -334,6 +334,8 @@ def _named_option(found: list[str], choices: list[str]) -> str | None:
     return None
 
 
+_REFUSAL = re.compile(r"not (?:provide|possible|clear|enough|valid)|enough information|cannot be (?:determined|answered)"
+                      r"|(?:cannot|can't|unable to) (?:determine|answer|tell|see|view)|does not (?:show|contain|include)", re.I)
 _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|cannot)\b|n't\b", re.I)
 
 
@@ -342,7 +344,7 @@ def _polarity(text: str) -> str | None:
     extraction reads it: "The function is not differentiable at every point." -> "No", "Dark
     Magenta has the maximum area under the curve." -> "Yes". Longer texts: None."""
     t = text.strip()
-    if len(t) > 200 or len([x for x in re.split(r"[.!?](?:\s|$)", t) if x.strip()]) != 1:
+    if len(t) > 200 or len([x for x in re.split(r"[.!?](?:\s|$)", t) if x.strip()]) != 1 or _REFUSAL.search(t):
         return None
     return "No" if _NEGATION.search(t) else "Yes"
 
