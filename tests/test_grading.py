@@ -71,6 +71,8 @@ def test_format_strictness():
         ("Final Answer: The largest $n$ is 34.", None, "34", "statement"),  # the value in a sentence
         ("So the answer is 1982 with an actual total income of $931,441.", None, "1982", "statement"),  # MV bard pid 588: the first value of prose
         ("Therefore, there are **3** groups of bars that contain a bar smaller than 40.", None, "3", "bold"),  # MV bard pid 873: a bold value
+        ("There are three groups of bars that contain at least one bar with a value smaller than 40.", None, "3", "count"),  # MV llava pid 873
+        ("There are 2 bars with values larger than 4.", None, "2", "count"),  # MV llavar pid 794: the count, not the last number
     ],
 )
 def test_extract(text, choices, answer, method):

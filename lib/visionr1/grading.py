@@ -230,6 +230,7 @@ def last_value(text: str) -> str | None:
 _WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
                                             "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
+_THERE_ARE = re.compile(r"\bthere (?:are|is|were|was) (?:a total of |only |exactly )?(\d+|" + "|".join(_WORDS) + r")\b", re.I)
 _BOLD_NUMBER = re.compile(r"\*\*\s*(-?[\d,]*\.?\d+)\s*\*\*")
 
 
@@ -319,6 +320,11 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         bold = _BOLD_NUMBER.findall(text)
         if bold:  # "Therefore, there are **3** groups of bars ..."
             return Extraction(bold[-1], "bold")
+        one = clean_answer(text)
+        there = _THERE_ARE.search(one) if len(one) <= 200 and "\n" not in one else None
+        if there and len([x for x in re.split(r"[.!?](?:\s|$)", one) if x.strip()]) == 1:
+            v = there.group(1).lower()  # a one-sentence count: "There are three groups of bars ... smaller than 40."
+            return Extraction(_WORDS.get(v, v), "count")
     v = last_value(text)
     if v is not None:
         return Extraction(v, "last_value")
