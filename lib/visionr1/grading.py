@@ -321,7 +321,7 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         if bold:  # "Therefore, there are **3** groups of bars ..."
             return Extraction(bold[-1], "bold")
         one = clean_answer(text)
-        there = _THERE_ARE.search(one) if len(one) <= 200 and "\n" not in one else None
+        there = _THERE_ARE.search(one) if len(one) <= 200 and not re.search(r"[\n$=]", one) else None
         if there and len([x for x in re.split(r"[.!?](?:\s|$)", one) if x.strip()]) == 1:
             v = there.group(1).lower()  # a one-sentence count: "There are three groups of bars ... smaller than 40."
             return Extraction(_WORDS.get(v, v), "count")
@@ -606,8 +606,12 @@ def _is_equivalent(pred, gold, precision, choices, timeout) -> bool:
         return False
     if choices:
         g = match_option(gold, choices)
-        same = [LETTERS[i] for i, c in enumerate(choices) if _same_text(gold, c)]
-        if g is not None or len(same) > 1:  # a gold option's text may be listed twice
+        if g is not None:  # a gold option's text may be listed twice: either letter is right
+            text = choices[LETTERS.index(g)]
+            same = [LETTERS[i] for i, c in enumerate(choices) if c == text]
+        else:
+            same = [LETTERS[i] for i, c in enumerate(choices) if _same_text(gold, c)]
+        if g is not None or len(same) > 1:
             allowed = ({g} | set(same)) - {None}
             p = match_option(pred, choices)
             if p is None:
