@@ -13,7 +13,7 @@ from visionr1 import runner
 from visionr1.params import ParamsError
 
 PARAMS = ('run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\nfail: bool = False  # make stage 01 fail\n'
-          "skip_stages: list[str] = []  # stages to skip\n")
+          "skip_stages: list[str] = []  # stages to skip\n" 'tag: str = "a"  # a setting every stage reads\n')
 
 
 def notebook(path, body):
@@ -89,3 +89,67 @@ def test_cli_entry_point_help():
 def test_skip_stages(stages, tmp_path):
     assert run(stages, tmp_path, "--set", "skip_stages=[01_second]") == 0
     assert (tmp_path / "out" / "t" / "log").read_text().split() == ["00", "02"]
+
+
+def test_params_mistakes_fail_before_anything_runs_or_is_written(tmp_path, capsys):
+    """Real notebooks: each mistake only a stage's code used to catch is refused at the start."""
+    from visionr1 import env
+
+    cases = {  # --set value -> words the error must contain
+        "rl_stages=[{steps: 1}]": "missing max_completion_length, num_generations",
+        "rl_rollout=vllm_colocate": "#6294",
+        "rl_batch_size=6": "rl_batch_size 6 is not a multiple of its num_generations 8",
+        "sft_data=/nowhere/sft.jsonl": "sft_data = '/nowhere/sft.jsonl' (from --set): does not exist",
+        "base_model=./no-such-model": "neither a local model folder",
+        "rl_deepspeed=zero4": "one of none, zero2, zero3, zero3_offload",
+    }
+    for item, words in cases.items():
+        code = runner.main([str(env.PROJECT_ROOT / "params" / "nano.yaml"), "--set", f"output_root={tmp_path}",
+                            "--set", item])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and "nothing was run or written" in err, (item, err)
+        assert not (tmp_path / "nano").exists(), item
+
+
+def test_a_rerun_stage_makes_later_ones_stale_and_resume_reruns_them(stages, tmp_path, capsys):
+    assert run(stages, tmp_path) == 0
+    rd = tmp_path / "out" / "t"
+    assert run(stages, tmp_path, "--only", "01") == 0  # 01 again: 02 now describes the old 01
+    stale = runner.stale_reasons(rd)
+    assert list(stale) == ["02_third"] and "01_second re-ran" in stale["02_third"]
+    (rd / "02_third" / "metrics.json").write_text('{"accuracy": 0.5}')  # what the closing summary shows
+    assert "02_third [STALE: 01_second re-ran" in runner.summarize(rd, ["02_third"])
+    with pytest.raises(RuntimeError, match="02_third would read stale results|stale"):
+        runner.require_fresh_inputs(rd, "03_later")
+    capsys.readouterr()
+    assert run(stages, tmp_path, "--resume") == 0
+    out = capsys.readouterr().out
+    assert "00_first: done earlier with the same params and inputs, skipped" in out
+    assert "02_third: re-running: 01_second re-ran" in out
+    assert (rd / "log").read_text().split() == ["00", "01", "02", "01", "02"]
+    assert runner.stale_reasons(rd) == {}
+    rec = json.loads((rd / "02_third" / "ran_with.json").read_text())
+    assert rec["params"]["tag"] == "a" and set(rec["inputs"]) == {"00_first", "01_second"}
+
+
+def test_no_stage_starts_on_stale_inputs(stages, tmp_path, capsys):
+    assert run(stages, tmp_path) == 0
+    assert run(stages, tmp_path, "--only", "00") == 0  # 01 and 02 are stale now
+    assert run(stages, tmp_path, "--only", "02") == 2
+    assert "02_third would start on stale inputs: 01_second (00_first re-ran" in capsys.readouterr().err
+
+
+def test_changed_params_into_a_finished_folder_are_refused_and_overwrite_keeps_the_old(stages, tmp_path, capsys):
+    assert run(stages, tmp_path) == 0
+    rd = tmp_path / "out" / "t"
+    capsys.readouterr()
+    assert run(stages, tmp_path, "--set", "tag=b") == 2
+    err = capsys.readouterr().err
+    assert "holds stages finished with other params: 00_first (tag)" in err and "--overwrite" in err
+    assert "tag: a" in (rd / "params.yaml").read_text(), "nothing written by the refused run"
+    assert run(stages, tmp_path, "--set", "tag=b", "--overwrite") == 0
+    old = list((rd / "_replaced").iterdir())
+    assert len(old) == 1 and {p.name for p in old[0].iterdir()} >= {"00_first.ipynb", "01_second.ipynb",
+                                                                   "02_third.ipynb", "run_state.json", "params.yaml"}
+    assert "tag: a" in (old[0] / "params.yaml").read_text() and "tag: b" in (rd / "params.yaml").read_text()
+    assert json.loads((rd / "00_first" / "ran_with.json").read_text())["params"]["tag"] == "b"

@@ -8,6 +8,15 @@ the resolved params are written to outputs/<run>/params.yaml; each stage's execu
 outputs/<run>/<stage>.ipynb and its files go to outputs/<run>/<stage>/. The first failing stage
 stops the run with that cell's error and exit code 1. outputs/<run>/run_state.json records which
 stages finished with which params, so `--from` and `--resume` continue without redoing them.
+
+Provenance: before anything runs, every params value is validated (visionr1.validate: schedules,
+choices, cross-key rules, the paths and models the selected stages read). Each finished stage
+records what it ran with in `<stage>/ran_with.json` (its params, and the finish time of every
+earlier stage it read, its inputs). A stage re-running marks every later stage stale until it runs
+again; `--resume` re-runs a stage whose params or inputs changed, and says why; the closing summary
+marks stale stages, and no stage starts on stale inputs. A folder holding finished stages made
+with other params is refused (naming the keys) unless `--resume` or `--overwrite` (which moves the
+old outputs to `<run>/_replaced/<time>/`, never deleting them).
 """
 
 from __future__ import annotations
@@ -18,12 +27,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from visionr1 import env
+from visionr1 import env, validate
 from visionr1.params import ParamsError, Resolved, declarations, resolve
 
 
@@ -81,6 +91,42 @@ class RunState:
         tmp.replace(self.path)  # atomic: a killed run never leaves a half-written state
 
 
+def stale_reasons(run_dir: Path) -> dict[str, str]:
+    """{stage: why its outputs no longer follow from its inputs} for every finished stage of a run
+    folder: an earlier stage re-ran (or is re-running) after it, or never finished."""
+    state = RunState(Path(run_dir) / "run_state.json")
+    out = {}
+    for stage, rec in state.data["stages"].items():
+        if rec.get("status") != "done":
+            continue
+        if rec.get("stale_because"):
+            out[stage] = rec["stale_because"]
+            continue
+        for up, finished in (rec.get("inputs") or {}).items():
+            now = state.get(up)
+            if now.get("status") != "done":
+                out[stage] = f"{up} is {now.get('status', 'gone')} since {stage} ran"
+            elif now.get("finished_at") != finished:
+                out[stage] = f"{up} re-ran at {now.get('finished_at')} after {stage} ran"
+            if stage in out:
+                break
+    return out
+
+
+def stale_inputs(run_dir: Path, stage: str) -> dict[str, str]:
+    """The earlier stages of `stage` in this run folder that are stale: a notebook refuses to
+    present results built on them (04, 05)."""
+    return {s: why for s, why in stale_reasons(run_dir).items() if s < stage}
+
+
+def require_fresh_inputs(run_dir: Path, stage: str) -> None:
+    stale = stale_inputs(run_dir, stage)
+    if stale:
+        raise RuntimeError(f"{stage} would read stale results in {run_dir}: " +
+                           "; ".join(f"{s} ({why})" for s, why in stale.items()) +
+                           f". Re-run them first: python -m visionr1 run PARAMS --resume")
+
+
 class _KnownParameters(logging.Filter):
     """papermill's own parameter inspection cannot read annotations such as `str | None` and warns
     "Passed unknown parameter" for them; every key was already checked against the notebooks'
@@ -116,13 +162,41 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def summarize(run_dir: Path, stages: list[str]) -> str:
     """The scalar figures of each stage's metrics.json."""
     lines = []
+    stale = stale_reasons(run_dir)
     for s in stages:
         m = run_dir / s / "metrics.json"
         if m.exists():
             data = json.loads(m.read_text())
             figures = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-            lines.append(f"  {s}: " + ", ".join(f"{k}={v}" for k, v in list(figures.items())[:12]))
+            mark = f" [STALE: {stale[s]}]" if s in stale else ""
+            lines.append(f"  {s}{mark}: " + ", ".join(f"{k}={v}" for k, v in list(figures.items())[:12]))
     return "\n".join(lines)
+
+
+def changed_keys(run_dir: Path, stage: str, params: dict) -> list[str] | None:
+    """Keys whose value differs from what the stage last ran with (None: no record of it)."""
+    rec = Path(run_dir) / stage / "ran_with.json"
+    if not rec.exists():
+        return None
+    old = json.loads(rec.read_text())["params"]
+    new = json.loads(json.dumps(params, default=str))
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def move_aside(run_dir: Path, stages: list[str], log=print) -> Path:
+    """Move these stages' outputs (folder and executed notebook) and the run's records to
+    `<run>/_replaced/<time>/`; returns that folder. Nothing is deleted."""
+    dest = run_dir / "_replaced" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    dest.mkdir(parents=True, exist_ok=False)
+    for name in ("run_state.json", "params.yaml"):
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, dest / name)
+    for stage in stages:
+        for src in (run_dir / stage, run_dir / f"{stage}.ipynb"):
+            if src.exists():
+                shutil.move(str(src), str(dest / src.name))
+    log(f"moved the outputs of {', '.join(stages)} to {dest}")
+    return dest
 
 
 # keys of metrics.json that hold times, speeds, memory or paths: they differ between two runs of the
@@ -153,8 +227,8 @@ def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
 
 
 def run(files: list[str], sets: list[str] | None = None, only: str | None = None, start: str | None = None,
-        resume: bool = False, notebooks_dir: Path | None = None, log=print) -> Path:
-    """Resolve params, then run the selected stages; returns the run folder."""
+        resume: bool = False, notebooks_dir: Path | None = None, log=print, overwrite: bool = False) -> Path:
+    """Resolve and validate params, then run the selected stages; returns the run folder."""
     env.setup_environment()
     nbs = stage_notebooks(notebooks_dir or env.NOTEBOOKS_DIR)
     resolved: Resolved = resolve(files, sets, declarations(nbs))
@@ -167,10 +241,36 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         selected = names[names.index(pick_stage(start, names)):]
     else:
         selected = names
+    skipped = set(resolved.values.get("skip_stages", []))
+    found = validate.problems(resolved.values, resolved.sources, [s for s in selected if s not in skipped])
+    if found:
+        raise ParamsError(f"{len(found)} problem(s) in the params; nothing was run or written:\n  " + "\n  ".join(found))
     run_dir = env.run_dir(resolved.values["output_root"], resolved.values["run_name"])
+    state = RunState(run_dir / "run_state.json")
+    hashes = {nb.stem: _hash(resolved.for_notebook(nb.name)) for nb in nbs}
+    differ = {s: changed_keys(run_dir, s, resolved.for_notebook(f"{s}.ipynb"))
+              for s, rec in state.data["stages"].items()
+              if rec.get("status") == "done" and s in hashes and rec.get("params_hash") != hashes[s]}
+    # a finished stage this run would overwrite with other params; one it only reads is kept as it is
+    conflicts = {s: keys for s, keys in differ.items() if s in selected and s not in skipped}
+    for s, keys in differ.items():
+        if s not in conflicts:
+            log(f"note: {s} ran with other params ({', '.join(keys or ['?'])}); its outputs are kept and read as "
+                f"they are (its own record: {run_dir / s / 'ran_with.json'})")
+    if conflicts and not (resume or overwrite):
+        raise ParamsError(
+            f"{run_dir} holds stages finished with other params: " +
+            "; ".join(f"{s} ({', '.join(keys) if keys else 'params differ'})" for s, keys in conflicts.items()) +
+            ". Use --resume (re-run what changed and what depends on it), a new run_name "
+            "(--set run_name=...), or --overwrite (move the old outputs to _replaced/ and start again)")
+    if conflicts and overwrite:
+        first = min(names.index(s) for s in conflicts)
+        later = [s for s in names[first:] if state.get(s) or (run_dir / s).exists()]
+        move_aside(run_dir, later, log)
+        for s in later:
+            state.data["stages"].pop(s, None)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved.dump(run_dir / "params.yaml")
-    state = RunState(run_dir / "run_state.json")
     # CPU float results depend on the thread count (blocking of the matrix products): identical
     # figures need the same params, seed and threads, so the run records them
     state.note(threads=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
@@ -189,9 +289,23 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         params = resolved.for_notebook(nb.name)
         h = _hash(params)
         prev = state.get(stage)
-        if resume and prev.get("status") == "done" and prev.get("params_hash") == h:
-            log(f"[{i + 1}/{len(nbs)}] {stage}: done earlier with the same params, skipped")
+        stale = stale_reasons(run_dir).get(stage)
+        if resume and prev.get("status") == "done" and prev.get("params_hash") == h and not stale:
+            log(f"[{i + 1}/{len(nbs)}] {stage}: done earlier with the same params and inputs, skipped")
             continue
+        if resume and prev.get("status") == "done":
+            why = stale or "its params changed (" + ", ".join(changed_keys(run_dir, stage, params) or ["?"]) + ")"
+            log(f"[{i + 1}/{len(nbs)}] {stage}: re-running: {why}")
+        upstream = [s for s in names[:names.index(stage)] if s not in skipped]
+        not_fresh = {s: why for s, why in stale_reasons(run_dir).items() if s in upstream}
+        if not_fresh:
+            raise ParamsError(f"{stage} would start on stale inputs: " + "; ".join(
+                f"{s} ({why})" for s, why in not_fresh.items()) + ". Run with --resume, or --from the first of them")
+        inputs = {s: state.get(s).get("finished_at") for s in upstream if state.get(s).get("status") == "done"}
+        # everything after this stage now describes outputs of its previous run: stale until re-run
+        for later in names[names.index(stage) + 1:]:
+            if state.get(later).get("status") == "done":
+                state.data["stages"][later]["stale_because"] = f"{stage} re-ran at {_now()} after it"
         log(f"[{i + 1}/{len(nbs)}] {stage} ...")
         state.set(stage, status="running", params_hash=h, started_at=_now())
         t0 = time.perf_counter()
@@ -202,7 +316,11 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
                       finished_at=_now())
             raise
         took = time.perf_counter() - t0
-        state.set(stage, status="done", params_hash=h, seconds=round(took, 1), finished_at=_now())
+        finished = _now()
+        (run_dir / stage).mkdir(parents=True, exist_ok=True)
+        (run_dir / stage / "ran_with.json").write_text(json.dumps(
+            {"params": params, "inputs": inputs, "finished_at": finished}, indent=2, default=str))
+        state.set(stage, status="done", params_hash=h, seconds=round(took, 1), finished_at=finished, inputs=inputs)
         log(f"[{i + 1}/{len(nbs)}] {stage} done in {fmt_seconds(took)}")
     log(f"finished in {fmt_seconds(time.perf_counter() - t_run)}; run folder: {run_dir}")
     summary = summarize(run_dir, selected)
@@ -225,10 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="start", metavar="STAGE", help="run from this stage on")
     ap.add_argument("--resume", action="store_true",
                     help="skip stages that finished earlier in this run folder with the same params")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="replace stages finished with other params (their outputs move to <run>/_replaced/)")
     ap.add_argument("--notebooks", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     try:
-        run(args.params, args.sets, args.only, args.start, args.resume, args.notebooks)
+        run(args.params, args.sets, args.only, args.start, args.resume, args.notebooks, overwrite=args.overwrite)
     except ParamsError as e:
         print(f"params error: {e}", file=sys.stderr)
         return 2
