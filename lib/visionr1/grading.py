@@ -140,6 +140,10 @@ def _all_boxed(text: str) -> list[str]:
 
 # End-of-text tokens that chat models leave in decoded text (seen in MathVista's minigpt4 outputs)
 _END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|end\|>|<end_of_turn>|<eos>))+\s*$")
+def _strip_end_tokens(a: str) -> str:
+    return _END_TOKENS.sub("", a) if a.rstrip().endswith(">") else a
+
+
 _FINAL = re.compile(r"final answer\s*(?:is)?\s*[:：]?\s*", re.I)
 # Cues that introduce a final answer, English and Chinese; the text after the last cue is the answer
 # statement ("The correct option is (C) decrease.", "Answer: (A) 16π/5", "the choice that matches
@@ -176,14 +180,19 @@ def statements(text: str) -> list[str]:
     return out[::-1]
 
 
+_DRESSING = re.compile(r"[*_`$\\<]|final answer", re.I)  # what clean_answer may remove: else only a full stop
+
+
 @functools.lru_cache(maxsize=65536)
 def clean_answer(a: str) -> str:
     """Strip wrappers around an extracted answer: 'Final Answer:', $...$, \\boxed{}, markdown bold or
     italics, a trailing end-of-text token or full stop."""
+    if not _DRESSING.search(a):
+        return a.strip().rstrip(".。").strip()
     prev = None
     while a != prev:
         prev = a
-        a = _END_TOKENS.sub("", a).strip()
+        a = _strip_end_tokens(a).strip()
         a = _FINAL.sub("", a, count=1) if _FINAL.match(a) else a
         boxed = last_boxed(a) if a.startswith(("\\boxed", "\\fbox", "$\\boxed")) or "\\boxed" in a else None
         if boxed is not None:
@@ -275,7 +284,7 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         return Extraction(a or None, "answer_block")
     if block_only or n_open > 1:
         return Extraction(None, "none")
-    text = _END_TOKENS.sub("", text[-20000:])  # the answer is at the end; bounded work on megabyte responses
+    text = _strip_end_tokens(text[-20000:])  # the answer is at the end; bounded work on megabyte responses
     boxed = last_boxed(text)
     if boxed is not None:
         line = text[:text.rfind("\\boxed")].rsplit("\n", 1)[-1] if "\\boxed" in text else ""
@@ -408,6 +417,8 @@ def _plain(a: str) -> str:
     """An answer without dressing, for option matching: `**(B) Solution A**` -> `(B) Solution A`,
     `\\text{(C)} 5` -> `(C) 5`."""
     a = clean_answer(a)
+    if "\\" not in a and "**" not in a:
+        return a
     a = _TEXT_WRAP.sub(r"\1", a).replace("**", "").replace("\\%", "%")
     return clean_answer(a)
 
