@@ -60,3 +60,17 @@ def test_cli_prints_both_accuracies_and_disagreements(tmp_path):
         assert f"({mode})" in proc.stdout and "ours " in proc.stdout and "disagree on " in proc.stdout
     out = json.loads((tmp_path / "p.scored.json").read_text())
     assert all(v["true_false"] is v["true_false_official"] for v in out.values())  # the last run: --official
+
+
+def test_evaluation_records_grading_counters(tmp_path):
+    # 04_evaluate: each record keeps what grading it took; the per-benchmark summary sums them (resume-safe)
+    from visionr1 import evaluate
+
+    items = [benchmarks.BenchItem("nano", "1", "How many?", "5", None),
+             benchmarks.BenchItem("nano", "2", "How many?", "", None)]  # an ungradeable gold
+    recs = evaluate.run(items, lambda batch: ["<think>x</think><answer>5</answer>"] * len(batch),
+                        tmp_path / "nano.jsonl", evaluate.Sampling(batch_size=2))
+    summary = evaluate.grading_summary(recs)
+    assert summary["ungradeable_gold"] == 1 and summary["graded"] == 1 and summary["timeouts"] == 0
+    again = evaluate.run(items, lambda batch: 1 / 0, tmp_path / "nano.jsonl", evaluate.Sampling(batch_size=2))
+    assert evaluate.grading_summary(again) == summary  # resumed from the file, nothing re-asked
