@@ -12,17 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from visionr1 import checkpoints, dist, grpo, loaders, nano_task, rewards, sft, tiny_model
+from test_grpo import rl_data  # noqa: F401 - the fixture: 24 nano RL prompts as Vision-R1-rl parquet
+
+from visionr1 import checkpoints, dist, grpo, rewards, sft, tiny_model
 
 pytestmark = pytest.mark.slow  # each case launches 2 processes (about a minute on 2 cores)
 
 
-@pytest.fixture(scope="module")
-def rl_data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rl")
-    samples = nano_task.generate(24, seed=3, split="rl")
-    loaders.write_geometry3k_parquet(nano_task.geometry3k_records(samples), d / "train.parquet")
-    return d
 
 
 def test_launch_command_uses_torchrun_on_cpu_and_accelerate_on_gpu():
