@@ -199,9 +199,9 @@ def move_aside(run_dir: Path, stages: list[str], log=print) -> Path:
     return dest
 
 
-# keys of metrics.json that hold times, speeds, memory or paths: they differ between two runs of the
+# keys of metrics.json that hold times (grading/mean_ms too), speeds, memory or paths: they differ between two runs of the
 # same params and seed, every other figure must not (tests/test_determinism.py)
-VOLATILE = re.compile(r"second|_s$|/s$|per_s|time|rss|path|elapsed|_at$|model|from|dir$|speed|wall", re.I)
+VOLATILE = re.compile(r"second|_s$|_ms$|/s$|per_s|time|rss|path|elapsed|_at$|model|from|dir$|speed|wall", re.I)
 
 
 def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
