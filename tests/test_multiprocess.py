@@ -57,7 +57,7 @@ def test_two_process_grpo_logs_each_step_once_and_each_stage_reads_the_finished_
     s = grpo.launch(tmp_path / "p.json", 2, log=lines.append)
     assert sum("--stage" in x and "launching" in x for x in lines) == 2, "one process group per PTST stage"
     one, two = s["stages"]
-    assert s["num_processes"] == 2 and one["num_processes"] == two["num_processes"] == 2
+    assert s["num_processes"] == 2 and one["num_processes"] == two["num_processes"] == 2 and s["prompts"] == 24
     # every rank loaded stage 1's finished weights for stage 2 (nobody read them while being written)
     assert two["start_from"].endswith("stage1/final") and two["start_sha"] == one["final_sha"]
     assert two["loaded_sha"] == [one["final_sha"]] * 2 and one["trained_sha"] == [one["final_sha"]] * 2

@@ -447,16 +447,16 @@ def train(p: GRPOParams, log=print, only_stage: int | None = None) -> dict:
         start, offset = str(sdir / "final"), offset + int(stage["steps"])
     if only_stage is not None:
         return json.loads((stage_dirs(out, only_stage)[-1] / "final" / "stage.json").read_text())
-    return finish(p, len(rows))
+    return finish(p)
 
 
-def finish(p: GRPOParams, prompts: int) -> dict:
+def finish(p: GRPOParams) -> dict:
     """After the last stage: its weights copied to `output_dir/final`, and `summary.json` (main
     process; the others wait)."""
     out = Path(p.output_dir)
     records = [json.loads((d / "final" / "stage.json").read_text()) for d in stage_dirs(out, len(p.stages))]
     final = out / "final"
-    summary = {"prompts": prompts, "stages": records, "steps": sum(int(s["steps"]) for s in p.stages),
+    summary = {"prompts": records[-1].get("prompts"), "stages": records, "steps": sum(int(s["steps"]) for s in p.stages),
                "final_model": str(final), "train_seconds": round(sum(r["seconds"] for r in records), 1),
                "num_processes": max(r.get("num_processes", 1) for r in records),
                **logged_compute(out / "metrics.jsonl")}
@@ -477,7 +477,7 @@ def launch(params_json: str | Path, num_processes: int, log=print) -> dict:
             log(f"stage {k}: done earlier, skipping")
             continue
         dist.launch("visionr1.grpo", [str(params_json), "--stage", str(k)], num_processes, log)
-    return finish(p, len(load_rows(p.data, p.max_train_samples, p.system_prompt)))
+    return finish(p)  # the prompt count comes from the stage records: no second read of the RL set
 
 
 def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset: int, dataset, processor,
@@ -536,7 +536,7 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
            "trained_sha": None if p.deepspeed or p.lora_r else dist.gather([checkpoints.weights_sha(trainer.model)]),
            "trainer_num_generations": trainer.args.num_generations,
            "trainer_max_completion_length": trainer.args.max_completion_length,
-           "num_processes": trainer.accelerator.num_processes,
+           "num_processes": trainer.accelerator.num_processes, "prompts": len(dataset),
            "seconds": round(seconds, 1), "steps_done": trainer.state.global_step}
     if dist.is_main():
         processor.save_pretrained(str(final))
