@@ -80,6 +80,28 @@ def test_word_replacement(text, expected):
     assert cold_start.replace_words(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, words, expected",
+    [
+        ("Wait, 3. Wait", ("Wait",), {"Wait": 2}),
+        ("wait, Waiting, Waited", ("Wait",), {"Wait": 0}),  # case-sensitive, whole words only
+        ("Hmm. Alternatively, 4.", ("Hmm", "Alternatively"), {"Hmm": 1, "Alternatively": 1}),
+        ("Let me check. Check: no mistake, a Mistake.", ("Mistake", "Check"), {"Mistake": 2, "Check": 2}),  # either case
+        ("Checking mistakes", ("Mistake", "Check"), {"Mistake": 0, "Check": 0}),  # whole words only
+    ],
+)
+def test_reflection_counts(text, words, expected):
+    assert cold_start.reflection_counts([text], words) == expected
+
+
+def test_one_list_of_reflection_words():
+    assert cold_start.REFLECTION_WORDS == ("Wait", "Hmm", "Mistake", "Alternatively", "Check")  # the paper's table
+    assert set(cold_start.OUTPUT_REFLECTION_WORDS) <= set(cold_start.REFLECTION_WORDS)  # analysis (C): a subset
+    assert list(cold_start.reflection_counts(["Wait"])) == list(cold_start.REFLECTION_WORDS)  # the default: all five
+    with pytest.raises(ValueError, match="not reflection words"):
+        cold_start.reflection_counts(["Oops"], ("Oops",))
+
+
 def test_rerun_skips_finished_ids(tmp_path):
     oracle = teachers.OracleTeacher(0.0)
     rows = nano_rows(20)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from visionr1 import curves, env
+from visionr1 import cold_start, curves, env
 
 
 def write_training(run: Path, rewards: list[float], stages: list[tuple[int, int]], lengths: list[float]) -> None:
@@ -51,7 +51,10 @@ def test_buckets_reflections_and_runs(tmp_path):
     assert [(x["n"], x["accuracy"]) for x in b] == [(2, 1.0), (1, 0.0), (1, 0.0)]
     with pytest.raises(ValueError, match="increasing"):
         curves.length_buckets([1], [True], [8, 4])
-    assert curves.reflection_counts(["Wait. Hmm, wait. Alternatively", "Wait"]) == {"Wait": 2, "Hmm": 1, "Alternatively": 1}
+    counts, counted = curves.reflection_words(
+        {"ci": [{"response": "Wait. Hmm, wait. Alternatively"}, {"response": "Wait"}, {"response": "Wait"}]}, 2)
+    assert counts == {"ci": {"Wait": 2, "Hmm": 1, "Alternatively": 1}} and counted == {"ci": 2}  # the first 2 outputs
+    assert curves.reflection_counts is cold_start.reflection_counts  # one counter for 01 and 05
     for name in ("r", "r-zero", "other"):
         (tmp_path / name).mkdir()
     assert list(curves.find_runs(tmp_path / "r", [])) == ["r", "r-zero"]

@@ -42,7 +42,12 @@ from tqdm.auto import tqdm
 from visionr1 import grading
 
 STEPS = ("pseudo_cot", "description", "cot")
+# The paper's self-reflection words, one list. Its table counts all five over whole cold-start sets
+# (docs/recipe.md §1; 01's statistics); its analysis (C) counts only Wait, Hmm and Alternatively, in
+# 50 MathVerse outputs per model (docs/recipe.md §6), and 05 counts that subset to compare with it.
 REFLECTION_WORDS = ("Wait", "Hmm", "Mistake", "Alternatively", "Check")
+OUTPUT_REFLECTION_WORDS = ("Wait", "Hmm", "Alternatively")  # analysis (C): a model's outputs (05)
+_ALSO_LOWER_CASE = ("Mistake", "Check")  # written mid-sentence too ("let me check", "a mistake")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,11 +348,22 @@ def export(samples: list[dict], out_dir: str | Path, image_root: str | Path, nam
             "sft_rows": str(out / "sft.jsonl"), "n": len(rows)}
 
 
-def reflection_counts(texts: list[str]) -> dict[str, int]:
-    """Occurrences of the paper's self-reflection words (whole words, case-sensitive as in its table
-    for Wait/Hmm/Alternatively; Mistake/Check also counted lower-case)."""
+def reflection_counts(texts: list[str], words: tuple[str, ...] = REFLECTION_WORDS) -> dict[str, int]:
+    """Occurrences of each of `words` (REFLECTION_WORDS or its subset) as a whole word: Wait, Hmm and
+    Alternatively case-sensitive, as sentence openers ("wait" and "Waiting" are not counted); Mistake
+    and Check in either case.
+
+    >>> reflection_counts(["Wait, 3. Hmm. Wait", "Alternatively, Waiting. Let me check: no mistake. Check."])
+    {'Wait': 2, 'Hmm': 1, 'Mistake': 1, 'Alternatively': 1, 'Check': 2}
+    >>> reflection_counts(["Wait. wait, Hmm"], OUTPUT_REFLECTION_WORDS)
+    {'Wait': 1, 'Hmm': 1, 'Alternatively': 0}
+    """
+    unknown = [w for w in words if w not in REFLECTION_WORDS]
+    if unknown:
+        raise ValueError(f"not reflection words: {unknown}; the list is cold_start.REFLECTION_WORDS {REFLECTION_WORDS}")
     out = {}
-    for w in REFLECTION_WORDS:
-        pattern = rf"\b{w}\b" if w in ("Wait", "Hmm", "Alternatively") else rf"\b(?:{w}|{w.lower()})\b"
+    for w in words:
+        pattern = rf"\b(?:{w}|{w.lower()})\b" if w in _ALSO_LOWER_CASE else rf"\b{w}\b"
         out[w] = sum(len(re.findall(pattern, t)) for t in texts)
     return out
+

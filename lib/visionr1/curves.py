@@ -8,6 +8,8 @@ import json
 import math
 from pathlib import Path
 
+from visionr1.cold_start import OUTPUT_REFLECTION_WORDS, reflection_counts
+
 STAGE_COLORS = ("#dbe9f6", "#fde2c8", "#d9f0d3", "#eadcf0", "#f6d9d9")
 TRAINING_PANELS = (  # (metrics.jsonl key, title, y label)
     ("reward", "Reward (HFRRF or the run's reward set)", "mean reward per step"),
@@ -114,9 +116,6 @@ def plot_training(runs: dict[str, list[dict]], path: str | Path | None = None, w
 # ---------------------------------------------------------------------------------------------
 # The overthinking view and reflection words (from 04's per-sample files)
 # ---------------------------------------------------------------------------------------------
-REFLECTION_WORDS = ("Wait", "Hmm", "Alternatively")
-
-
 def bucket_labels(edges: list[int]) -> list[str]:
     """[4096, 8192] -> ["0-4K", "4K-8K", "8K+"] (tokens; K only for multiples of 1024)."""
     def k(x):
@@ -143,15 +142,17 @@ def length_buckets(lengths: list[int], correct: list[bool], edges: list[int]) ->
              "accuracy": round(sum(g) / len(g), 4) if g else None} for lab, g in zip(labels, groups)]
 
 
-def reflection_counts(texts: list[str], words: tuple[str, ...] = REFLECTION_WORDS) -> dict[str, int]:
-    """Occurrences of each reflection word (as a word, case-sensitive as in the paper's figure).
+def reflection_words(outputs: dict[str, list[dict]], n: int, words: tuple[str, ...] = OUTPUT_REFLECTION_WORDS
+                     ) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """(counts per model, outputs counted per model) of the reflection words in each model's first `n`
+    responses (04's per-sample records; the paper counts 50 per model, docs/recipe.md §6 C).
 
-    >>> reflection_counts(["Wait, 3. Hmm. Wait", "Alternatively, Waiting"])
-    {'Wait': 2, 'Hmm': 1, 'Alternatively': 1}
+    >>> reflection_words({"ci": [{"response": "Wait. Hmm"}, {"response": "Wait"}], "rl": []}, 50)
+    ({'ci': {'Wait': 2, 'Hmm': 1, 'Alternatively': 0}, 'rl': {'Wait': 0, 'Hmm': 0, 'Alternatively': 0}}, {'ci': 2, 'rl': 0})
     """
-    import re
-
-    return {w: sum(len(re.findall(rf"\b{re.escape(w)}\b", t)) for t in texts) for w in words}
+    texts = {name: [r["response"] for r in recs[:n]] for name, recs in outputs.items()}
+    return ({name: reflection_counts(t, words) for name, t in texts.items()},
+            {name: len(t) for name, t in texts.items()})
 
 
 def plot_overthinking(per_model: dict[str, list[dict]], path: str | Path | None = None, title: str = ""):
