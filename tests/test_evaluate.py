@@ -83,6 +83,14 @@ def test_openai_backend_sends_image_and_question_with_the_paper_sampling(items, 
     assert body["messages"][-1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
 
 
+def test_openai_backend_sends_the_system_prompt_first(items):
+    with FakeOpenAI() as srv:
+        evaluate.openai_responder(srv.base_url, "m", evaluate.Sampling(), system="Think first.")(items[:1])
+    system, user = srv.requests[0]["messages"]
+    assert system == {"role": "system", "content": "Think first."}
+    assert [p["type"] for p in user["content"]] == ["image_url", "text"] and user["content"][1]["text"] == items[0].question
+
+
 def test_model_references_name_the_missing_stage(tmp_path):
     run = tmp_path / "nano"
     (run / "02_cold_start_sft" / "final").mkdir(parents=True)

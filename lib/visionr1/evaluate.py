@@ -1,5 +1,6 @@
 """Generation for the evaluation stage (04): responses to benchmark items from HF generate (CPU,
 one GPU), vLLM's offline engine (GPU boxes) or any OpenAI-compatible endpoint, cached per sample.
+The responders adapt the backends that visionr1.backends builds to benchmark items and Sampling.
 
 Each finished sample is one line of `<name>.jsonl` (flushed and fsynced, visionr1.cold_start's
 JsonlStore): an interrupted evaluation resumes where it stopped, and a torn last line is cut off.
@@ -19,7 +20,7 @@ from typing import Callable
 
 from tqdm.auto import tqdm
 
-from visionr1 import benchmarks, grading
+from visionr1 import backends, benchmarks, grading
 from visionr1.cold_start import JsonlStore
 
 Responder = Callable[[list], list[str]]  # items -> responses
@@ -46,12 +47,9 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
     """Batched HF generate (left padding), on the GPU when there is one."""
     import torch
 
-    from visionr1 import generation, tiny_model
+    from visionr1 import generation
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = tiny_model.load_model(model_path, dtype=torch.bfloat16 if device == "cuda" else torch.float32).to(device)
-    processor = tiny_model.load_processor(model_path, **s.pixels())
-
+    model, processor = backends.hf_model(model_path, **s.pixels())
     tries: Counter = Counter()
 
     def respond(items):
@@ -69,17 +67,14 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
 
 def vllm_responder(model_path: str, s: Sampling, system: str | None = None, tensor_parallel: int = 1) -> Responder:
     """vLLM's offline engine (GPU boxes, requirements-gpu.txt)."""
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    llm = LLM(model=model_path, dtype="bfloat16", tensor_parallel_size=tensor_parallel,
-              limit_mm_per_prompt={"image": 1}, mm_processor_kwargs=s.pixels(),
-              max_model_len=s.max_new_tokens + s.max_pixels // (28 * 28) + 1024)  # completion + image + text
+    max_len = s.max_new_tokens + s.max_pixels // (28 * 28) + 1024  # completion + image + text
+    llm = backends.vllm_engine(model_path, tensor_parallel, max_model_len=max_len, mm_processor_kwargs=s.pixels())
     params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens, seed=s.seed)
 
     def respond(items):
-        convs = [([{"role": "system", "content": system}] if system else []) +
-                 [{"role": "user", "content": [{"type": "image_pil", "image_pil": benchmarks.load_image(i)},
-                                               {"type": "text", "text": i.question}]}] for i in items]
+        convs = [backends.chat_messages(i.question, benchmarks.load_image(i), system, pil=True) for i in items]
         return [r.outputs[0].text for r in llm.chat(convs, params, use_tqdm=False)]
     return respond
 
@@ -88,19 +83,10 @@ def openai_responder(base_url: str, model: str, s: Sampling, api_key_env: str = 
                      system: str | None = None, timeout: float = 600.0, max_retries: int = 5) -> Responder:
     """Any OpenAI-compatible endpoint (a local `python -m visionr1 serve`, vLLM, a hosted API);
     retries and back-off are the client's own. The key is read from `api_key_env` ("EMPTY" if unset)."""
-    import os
-
-    from openai import OpenAI
-
-    from visionr1.openai_teacher import image_data_url
-
-    client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "EMPTY", timeout=timeout,
-                    max_retries=max_retries)
+    client = backends.openai_client(base_url, api_key_env, timeout=timeout, max_retries=max_retries)
 
     def one(item):
-        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": image_data_url(benchmarks.load_image(item))}},
-            {"type": "text", "text": item.question}]}]
+        msgs = backends.chat_messages(item.question, benchmarks.load_image(item), system)
         r = client.chat.completions.create(model=model, messages=msgs, temperature=s.temperature, top_p=s.top_p,
                                            max_tokens=s.max_new_tokens, seed=s.seed)
         return r.choices[0].message.content or ""

@@ -6,15 +6,14 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from visionr1 import grading
+from visionr1 import backends, grading
 
 
-def chat_prompt(processor, question: str, system: str | None = None) -> str:
+def chat_prompt(processor, question: str, system: str | None = None, image: bool = True) -> str:
     """The chat-template text of one image + question turn (the model's default system prompt
-    unless `system` is given)."""
-    msgs = ([{"role": "system", "content": [{"type": "text", "text": system}]}] if system else [])
-    msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]})
-    return processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    unless `system` is given; no image placeholder with `image=False`)."""
+    return processor.apply_chat_template(backends.template_messages(question, system, image),
+                                         add_generation_prompt=True, tokenize=False)
 
 
 @torch.no_grad()

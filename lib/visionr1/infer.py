@@ -6,13 +6,15 @@ OpenAI-compatible vLLM server with the seed repository's flags.
 
 Defaults follow the paper's sampling (RECIPE §5): temperature 0.6, top_p 0.95. On CPU it runs the
 nano models with HF transformers; `--backend vllm` uses vLLM's offline engine (GPU boxes).
-A client for the server, with the `openai` package:
+A client for the server (visionr1.backends builds the `openai` client and the messages):
 
-    from openai import OpenAI
-    client = OpenAI(base_url="http://localhost:8000/v1", api_key="EMPTY")
-    client.chat.completions.create(model="vision-r1", messages=[{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}},
-        {"type": "text", "text": "How many red circles are there?"}]}], temperature=0.6, top_p=0.95)
+    from visionr1 import backends
+    client = backends.openai_client("http://localhost:8000/v1")  # key "EMPTY" unless OPENAI_API_KEY is set
+    client.chat.completions.create(model="vision-r1", temperature=0.6, top_p=0.95,
+        messages=backends.chat_messages("How many red circles are there?", "scene.png"))
+
+With the bare `openai` package it is `OpenAI(base_url=..., api_key="EMPTY")` and a user message whose
+content is an `image_url` part (a `data:image/png;base64,...` URL), then a `text` part.
 """
 
 from __future__ import annotations
@@ -48,19 +50,15 @@ def _args(prog: str, serve: bool = False) -> argparse.ArgumentParser:
 
 
 def infer_hf(a, out=sys.stdout) -> str:
-    import torch
     from PIL import Image
     from transformers import TextIteratorStreamer
 
-    from visionr1 import generation, tiny_model
+    from visionr1 import backends, generation
 
-    kw = {"attn_implementation": "flash_attention_2"} if a.flash_attn else {}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = tiny_model.load_model(a.model, dtype=torch.bfloat16 if device == "cuda" else torch.float32, **kw).to(device)
-    processor = tiny_model.load_processor(a.model)
+    model, processor = backends.hf_model(a.model, flash_attn=a.flash_attn)
     image = Image.open(a.image).convert("RGB")
     enc = processor(text=[generation.chat_prompt(processor, a.prompt, a.system)], images=[image],
-                    return_tensors="pt").to(device)
+                    return_tensors="pt").to(model.device)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampling = ({"do_sample": True, "temperature": a.temperature, "top_p": a.top_p} if a.temperature > 0
                 else {"do_sample": False})
@@ -79,12 +77,12 @@ def infer_hf(a, out=sys.stdout) -> str:
 
 def infer_vllm(a, out=sys.stdout) -> str:
     from PIL import Image
-    from vllm import LLM, SamplingParams  # GPU boxes only (requirements-gpu.txt)
+    from vllm import SamplingParams  # GPU boxes only (requirements-gpu.txt)
 
-    llm = LLM(model=a.model, dtype="bfloat16", limit_mm_per_prompt={"image": 1})
-    msgs = ([{"role": "system", "content": a.system}] if a.system else []) + [
-        {"role": "user", "content": [{"type": "image_pil", "image_pil": Image.open(a.image).convert("RGB")},
-                                     {"type": "text", "text": a.prompt}]}]
+    from visionr1 import backends
+
+    llm = backends.vllm_engine(a.model)
+    msgs = backends.chat_messages(a.prompt, Image.open(a.image).convert("RGB"), a.system, pil=True)
     res = llm.chat(msgs, SamplingParams(temperature=a.temperature, top_p=a.top_p, max_tokens=a.max_new_tokens))
     text = res[0].outputs[0].text
     out.write(text + "\n")

@@ -5,18 +5,23 @@ A teacher answers one request: `complete(step, prompt, image, row) -> Reply`. `s
 the filled template from prompts/<set>/<step>.txt; `image` is a PIL image or None (the reasoner is
 text-only); `row` is the source row, which only the oracle reads.
 
-  openai  any OpenAI-compatible endpoint (vLLM serve, a hosted API): visionr1.openai_teacher
+  openai  any OpenAI-compatible endpoint (vLLM serve, a hosted API): the real-scale teachers
   hf      a local transformers model (the tiny model in tests)
   oracle  the nano task's stand-in: reads the scene description and facts of the source row and
           writes a caption, a pseudo-CoT, a detailed description and an R1-style CoT with self-checks;
           `wrong_rate` of its CoTs are wrong on purpose (a miscount, a contradiction, or a cut-off
           CoT), so the filter has real work; the raw record says which (`oracle_error`)
+
+The clients and models behind the openai and hf teachers are built by visionr1.backends.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
+
+from visionr1 import backends
 
 
 @dataclass
@@ -150,19 +155,17 @@ class HFTeacher(Teacher):
     name = "hf"
 
     def __init__(self, model_path: str, max_new_tokens: int = 512, temperature: float = 0.0):
-        from visionr1 import tiny_model
-
-        self.model = tiny_model.load_model(model_path)
-        self.processor = tiny_model.load_processor(model_path)
+        # on CPU in float32: the tiny model in tests; at scale the teachers are `vllm serve` (openai)
+        self.model, self.processor = backends.hf_model(model_path, device="cpu")
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
 
     def complete(self, step: str, prompt: str, image=None, row: dict | None = None) -> Reply:
         import torch
 
-        content = ([{"type": "image"}] if image is not None else []) + [{"type": "text", "text": prompt}]
-        text = self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                  add_generation_prompt=True, tokenize=False)
+        from visionr1 import generation
+
+        text = generation.chat_prompt(self.processor, prompt, image=image is not None)
         enc = self.processor(text=[text], images=[image] if image is not None else None, return_tensors="pt")
         with torch.no_grad():
             out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens,
@@ -171,6 +174,66 @@ class HFTeacher(Teacher):
         eos = set(self.model.generation_config.eos_token_id or [])
         truncated = len(new) >= self.max_new_tokens and int(new[-1]) not in eos
         return Reply(self.processor.decode(new, skip_special_tokens=True), truncated=truncated)
+
+
+# ---------------------------------------------------------------------------------------------
+class OpenAITeacher(Teacher):
+    """One chat-completions request per bridging step, against `base_url` (None: api.openai.com).
+
+    The paper ran its bridging teachers (Qwen2.5-VL-72B for the pseudo-CoT and the description,
+    DeepSeek-R1 for the long CoT) on 128 GPUs. Here the same steps go over HTTP to whatever speaks
+    the chat-completions API: `vllm serve Qwen/Qwen2.5-VL-72B-Instruct` on the 8-GPU box, a second
+    `vllm serve` with a reasoning parser for the text reasoner, or a hosted API. One request per
+    step: the image (when the step has one) as a PNG data URL, then the filled prompt.
+
+    Retries and timeouts are the openai client's own (visionr1.backends.openai_client); what
+    survives them propagates as the openai exception, and the caller records the failed row. The
+    caller's `concurrency` worker threads share one client.
+
+    Reasoning servers (vLLM with `--reasoning-parser deepseek_r1`, the DeepSeek API) return the
+    thinking in `message.reasoning_content` (or `reasoning`) apart from the answer; the teacher
+    glues it back as `<think>{reasoning}</think>{content}`, the R1 form the CoT filter expects.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str | None, model: str, api_key_env: str = "OPENAI_API_KEY",
+                 timeout_s: float = 600.0, max_retries: int = 5, max_tokens: int = 4096,
+                 temperature: float = 0.6, concurrency: int = 16):
+        if not model:
+            raise ValueError("the openai teacher needs a model name (the one `vllm serve` or the API serves)")
+        if concurrency < 1:
+            raise ValueError(f"openai teacher concurrency must be >= 1, got {concurrency}")
+        self.base_url = base_url
+        self.model = model
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.concurrency = concurrency  # the caller runs this many requests at once, sharing self.client
+        self.client = backends.openai_client(base_url, api_key_env, timeout=timeout_s, max_retries=max_retries)
+
+    def complete(self, step: str, prompt: str, image=None, row: dict | None = None) -> Reply:
+        t0 = time.perf_counter()
+        resp = self.client.chat.completions.create(
+            model=self.model, messages=backends.chat_messages(prompt, image),
+            max_tokens=self.max_tokens, temperature=self.temperature)
+        latency = time.perf_counter() - t0  # includes the client's retries and backoff
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        reasoning = self._reasoning(choice.message)
+        if reasoning:
+            text = f"<think>{reasoning}</think>{text}"
+        usage = resp.usage.model_dump() if resp.usage is not None else None
+        return Reply(text=text, truncated=choice.finish_reason == "length",
+                     meta={"usage": usage, "latency_s": round(latency, 4), "finish_reason": choice.finish_reason})
+
+    @staticmethod
+    def _reasoning(message) -> str:
+        """The separately returned thinking, if the server has a reasoning parser; else ''."""
+        for key in ("reasoning_content", "reasoning"):
+            value = getattr(message, key, None)
+            if isinstance(value, str) and value.strip():
+                return value
+        return ""
 
 
 def make_teacher(kind: str, **kw) -> Teacher:
@@ -183,7 +246,5 @@ def make_teacher(kind: str, **kw) -> Teacher:
             raise ValueError("the hf teacher needs a model path (cs_hf_model)")
         return HFTeacher(kw["model_path"], kw.get("max_tokens", 512), kw.get("temperature", 0.0))
     if kind == "openai":
-        from visionr1.openai_teacher import OpenAITeacher
-
         return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "model_path")})
     raise ValueError(f"unknown teacher kind {kind!r}; choose oracle, hf or openai")
