@@ -36,14 +36,32 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return out
 
 
-def training_records(metrics_path: str | Path) -> list[dict]:
-    """Per-step records of an RL run (03's metrics.jsonl), one per step (the latest write wins when
-    a resumed run logged a step twice), in step order; the final summary line is left out."""
+def step_records(metrics_path: str | Path, key: str) -> list[dict]:
+    """Per-step records of a trainer's metrics.jsonl (02's SFT: key "loss"; 03's GRPO: "reward") that
+    carry `key`, one per step (the latest write wins when a resumed run logged a step twice), in step
+    order; the trainer's end-of-training summary line (train_loss, train_runtime) is left out."""
     by_step = {}
     for r in read_jsonl(metrics_path):
-        if "reward" in r and "step" in r:
+        if key in r and "step" in r:
             by_step[int(r["step"])] = r
     return [by_step[k] for k in sorted(by_step)]
+
+
+def training_records(metrics_path: str | Path) -> list[dict]:
+    """Per-step records of an RL run (03's metrics.jsonl), in step order."""
+    return step_records(metrics_path, "reward")
+
+
+def training_runs(runs: dict[str, Path]) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """(per-step records, PTST schedule from grpo_params.json) of each run that has 03's
+    metrics.jsonl; runs without it are left out."""
+    records, schedules = {}, {}
+    for name, path in runs.items():
+        d = Path(path) / "03_grpo_ptst"
+        if (d / "metrics.jsonl").exists():
+            records[name] = training_records(d / "metrics.jsonl")
+            schedules[name] = json.loads((d / "grpo_params.json").read_text())["stages"]
+    return records, schedules
 
 
 def stage_spans(records: list[dict]) -> list[tuple[int, int, int]]:
@@ -74,6 +92,28 @@ def mean_of(records: list[dict], key: str, first: int | None = None, last: int |
     if not vals:
         raise ValueError(f"no {key!r} in the records")
     return sum(vals) / len(vals)
+
+
+def first_last_mean(rows: list[dict], key: str, n: int = 10) -> tuple[float, float]:
+    """Mean of `key` over the first and over the last `n` rows; on a short run `n` shrinks to half
+    the rows (at least one), so the two windows never overlap.
+
+    >>> first_last_mean([{"r": v} for v in range(30)], "r")
+    (4.5, 24.5)
+    >>> first_last_mean([{"r": v} for v in (0, 1, 2, 3, 4)], "r")  # 5 rows: windows of 2
+    (0.5, 3.5)
+    """
+    k = min(n, max(1, len(rows) // 2))
+    return mean_of(rows, key, first=k), mean_of(rows, key, last=k)
+
+
+def training_summary(records: list[dict], n: int = 10) -> dict:
+    """An RL run's headline figures (03's and 05's metrics.json): steps, and the reward and mean
+    completion length over the first and the last `n` steps (`first_last_mean`)."""
+    reward = first_last_mean(records, "reward", n)
+    length = first_last_mean(records, "completions/mean_length", n)
+    return {"steps": len(records), f"reward_first{n}": round(reward[0], 4), f"reward_last{n}": round(reward[1], 4),
+            f"length_first{n}": round(length[0], 1), f"length_last{n}": round(length[1], 1)}
 
 
 def shade_stages(ax, records: list[dict], labels: bool = True) -> None:
@@ -113,6 +153,53 @@ def plot_training(runs: dict[str, list[dict]], path: str | Path | None = None, w
     return fig
 
 
+def plot_sft_loss(records: list[dict], path: str | Path | None = None):
+    """02's loss (log scale) and learning rate against optimizer step. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in records]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.2))
+    ax[0].plot(steps, [r["loss"] for r in records])
+    ax[0].set(title="SFT loss (assistant tokens)", xlabel="optimizer step", ylabel="cross-entropy (nats/token)",
+              yscale="log")
+    ax[1].plot(steps, [r.get("learning_rate", float("nan")) for r in records], color="tab:orange")
+    ax[1].set(title="learning rate", xlabel="optimizer step", ylabel="lr")
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# RL rollouts (03's samples.jsonl)
+# ---------------------------------------------------------------------------------------------
+def last_rollouts(samples: list[dict], k: int = 4) -> list[dict]:
+    """Up to `k` completions of the last saved step, one per prompt (the last one saved for it).
+
+    >>> [(s["step"], s["id"], s["c"]) for s in last_rollouts([
+    ...     {"step": 1, "id": "a", "c": 0}, {"step": 2, "id": "a", "c": 1}, {"step": 2, "id": "a", "c": 2},
+    ...     {"step": 2, "id": "b", "c": 3}], k=4)]
+    [(2, 'a', 2), (2, 'b', 3)]
+    """
+    if not samples:
+        return []
+    last = max(s["step"] for s in samples)
+    return list({s["id"]: s for s in samples if s["step"] == last}.values())[:k]
+
+
+def rollout_caption(sample: dict, width: int = 70, tail: int = 80) -> str:
+    """One line for a rollout's panel: the question's first line, the reference, each reward part
+    (None: not scored), and the end of the completion.
+
+    >>> rollout_caption({"question": "How many circles?\\nAnswer.", "answer": "3", "completion": "<answer>3</answer>",
+    ...                  "rewards": {"hfrrf_reward": 1.0, "format_reward": 1.0, "accuracy_reward": None}})
+    'How many circles? (answer 3) | reward: hfrrf 1 format 1 | ...<answer>3</answer>'
+    """
+    parts = " ".join(f"{k.removesuffix('_reward')} {v:g}" for k, v in sample["rewards"].items() if v is not None)
+    return (f"{sample['question'].strip().splitlines()[0][:width]} (answer {sample['answer']}) | reward: {parts} | "
+            f"...{sample['completion'][-tail:]}")
+
+
 # ---------------------------------------------------------------------------------------------
 # The overthinking view and reflection words (from 04's per-sample files)
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +227,14 @@ def length_buckets(lengths: list[int], correct: list[bool], edges: list[int]) ->
     total = max(1, len(lengths))
     return [{"label": lab, "n": len(g), "share": round(len(g) / total, 4),
              "accuracy": round(sum(g) / len(g), 4) if g else None} for lab, g in zip(labels, groups)]
+
+
+def buckets_by_model(outputs: dict[str, list[dict]], edges: list[int], tokenizer=None) -> dict[str, list[dict]]:
+    """`length_buckets` of each model's responses (04's per-sample records), lengths in the
+    tokenizer's tokens (whitespace words without one)."""
+    return {name: length_buckets(token_lengths([r["response"] for r in recs], tokenizer),
+                                 [bool(r["correct"]) for r in recs], edges)
+            for name, recs in outputs.items()}
 
 
 def reflection_words(outputs: dict[str, list[dict]], n: int, words: tuple[str, ...] = OUTPUT_REFLECTION_WORDS
@@ -230,6 +325,17 @@ def eval_outputs(runs: dict[str, Path], benchmark: str) -> dict[str, list[dict]]
             name = f.parent.name if len(runs) == 1 else f"{run}/{f.parent.name}"
             out[name] = read_jsonl(f)
     return out
+
+
+def evaluated_model_path(run_dir: Path, root: Path) -> str | None:
+    """The first model that 04 evaluated in `run_dir` (its metrics.json) given as a local folder:
+    an absolute path, or one that exists under `root` (the project root, where 04 ran); None when
+    04 has not run or named only hub models or served names."""
+    m = Path(run_dir) / "04_evaluate" / "metrics.json"
+    if not m.exists():
+        return None
+    paths = [p for p in json.loads(m.read_text())["models"].values() if p.startswith("/") or (Path(root) / p).exists()]
+    return paths[0] if paths else None
 
 
 def token_lengths(texts: list[str], tokenizer=None) -> list[int]:

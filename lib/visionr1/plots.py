@@ -54,3 +54,19 @@ def histogram(ax, values: list[float], title: str, xlabel: str, bins: int = 30, 
     if label:
         ax.legend(fontsize=8)
     return ax
+
+
+def accuracy_bars(accuracy: dict[str, float], chance: float | None, title: str, path: str | Path | None = None):
+    """One bar per model (share correct, 0-1), a dashed line at chance; e.g. 03's start model, RL
+    model and SFT control on the same held-out prompts. Returns the figure."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    colors = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red"]
+    ax.bar(list(accuracy), list(accuracy.values()), color=[colors[i % len(colors)] for i in range(len(accuracy))])
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label="chance")
+        ax.legend()
+    ax.set(title=title, ylabel="share correct", ylim=(0, 1))
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
