@@ -36,56 +36,35 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from visionr1 import checkpoints, dist, grading, rewards, sft, tiny_model
+from visionr1 import checkpoints, dist, grading, models, params, rewards, sft, tiny_model
 
-PAPER_STAGES = [  # RECIPE §4: 4K x 16 -> 8K x 8 (the third, 16K x 4, brought no gain)
-    {"steps": 100, "max_completion_length": 4096, "num_generations": 16},
-    {"steps": 100, "max_completion_length": 8192, "num_generations": 8},
-]
+STAGE_EXAMPLE = {"steps": 100, "max_completion_length": 4096, "num_generations": 16}
 STAGE_KEYS = {"steps", "max_completion_length", "num_generations", "learning_rate", "batch_size"}
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 PLACEHOLDERS = ("<|image_pad|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<image>")
 
 
-@dataclass
-class GRPOParams:
-    model: str                      # the CI model (Vision-R1, -Long) or the base model (-Zero)
+# 03's own cells use these keys (the start model and the data are resolved into the fields below)
+NOTEBOOK_ONLY = ("rl_start", "rl_source_run", "rl_data", "rl_zero_stages", "rl_long_stages", "rl_num_gpus",
+                 "rl_deepspeed", "rl_system_prompt", "rl_eval_samples", "rl_eval_max_new_tokens", "rl_sft_control")
+
+
+@dataclass(kw_only=True)
+class GRPOParams(params.declared("03_grpo_ptst", "rl_", NOTEBOOK_ONLY)):
+    """One RL run's settings. Every `rl_<name>` knob of notebooks/03_grpo_ptst.ipynb's parameters
+    cell (except NOTEBOOK_ONLY) is the field `<name>`, with that line's type, default and comment
+    (`python -m visionr1 params` lists them): a new knob is one line there. The fields below are
+    resolved from the params by `params_from_values`, or are not knobs."""
+
+    model: str                      # the start model's path: CI (Vision-R1, -Long) or base (-Zero)
     data: str                       # Vision-R1-rl style parquet: a folder or a file with images, problem, answer
     output_dir: str
-    stages: list[dict] = field(default_factory=lambda: [dict(s) for s in PAPER_STAGES])
-    reward: str = "hfrrf"           # hfrrf | zero (see visionr1.rewards)
-    format_strictness: str = "strict"
-    system_prompt: str | None = None  # None: the model's default (no extra prompt, as from the CI model)
-    learning_rate: float = 1e-6
-    lr_scheduler: str = "constant"
-    warmup_ratio: float = 0.0
-    beta: float = 0.01
-    epsilon: float = 0.2
-    loss_type: str = "grpo"
-    scale_rewards: str = "group"
-    batch_size: int | None = None   # completions per device per step (default: num_generations, one group)
-    grad_accum: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    truncated: str = "mask"         # mask | zero | keep (trained on like any other completion)
-    min_pixels: int = 3136
-    max_pixels: int = 12845056
-    max_train_samples: int | None = None
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    lora_r: int = 0                 # > 0: train LoRA adapters of this rank (merged into each stage's final)
-    lora_alpha: int = 128
-    rollout: str = "hf"             # hf | vllm_colocate | vllm_server
-    vllm_gpu_memory_utilization: float = 0.3
-    vllm_server_host: str = "0.0.0.0"
-    vllm_server_port: int = 8000
-    save_steps: int = 50
+    system_prompt: str | None = None  # the text (rl_system_prompt "r1-zero" resolved); None: the model's default
+    deepspeed: str | None = None    # path of a DeepSpeed config (rl_deepspeed, several processes only)
     save_total_limit: int = 2
-    sample_every: int = 10          # write the step's completions and rewards to samples.jsonl every N steps
     logging_steps: int = 1
     seed: int = 0
     report_to: str = "none"
-    deepspeed: str | None = None
     run_name: str = "grpo"
 
     @classmethod
@@ -119,7 +98,7 @@ def check_stages(stages: list[dict]) -> None:
         raise ValueError("the PTST schedule is empty: give at least one stage")
     for i, st in enumerate(stages, 1):
         if not isinstance(st, dict):
-            raise ValueError(f"stage {i}: expected a mapping like {PAPER_STAGES[0]}, got {st!r}")
+            raise ValueError(f"stage {i}: expected a mapping like {STAGE_EXAMPLE}, got {st!r}")
         missing = {"steps", "max_completion_length", "num_generations"} - set(st)
         unknown = set(st) - STAGE_KEYS
         if missing or unknown:
@@ -572,20 +551,9 @@ R1_ZERO_SYSTEM_PROMPT = (
 
 
 def start_model(v: dict, run: Path) -> str:
-    """The model RL starts from: `rl_start` "ci" (02's final), "base" (00's base model) or a path,
+    """The model RL starts from: `rl_start` ("ci", "base", "<run>:ci", a path: visionr1.models),
     read from the run named by `rl_source_run` (default: this run)."""
-    start = v["rl_start"]
-    if start == "ci":
-        final = run / "02_cold_start_sft" / "final"
-        if not (final / "config.json").exists():
-            raise FileNotFoundError(f"{final} not found: run 02_cold_start_sft first (or set rl_start)")
-        return str(final)
-    if start == "base":
-        m = run / "00_data" / "metrics.json"
-        if not m.exists():
-            raise FileNotFoundError(f"{m} not found: run 00_data first (or set rl_start to a model path)")
-        return json.loads(m.read_text())["base_model_path"]
-    return start
+    return models.resolve(v["rl_start"], run, key="rl_start")
 
 
 def params_from_values(v: dict) -> GRPOParams:
@@ -597,18 +565,8 @@ def params_from_values(v: dict) -> GRPOParams:
     data = v["rl_data"] or str(source / "00_data" / "rl")
     system = R1_ZERO_SYSTEM_PROMPT if v["rl_system_prompt"] == "r1-zero" else v["rl_system_prompt"]
     multi = v["rl_num_gpus"] > 1
-    return GRPOParams(
-        model=start_model(v, source), data=data, output_dir=str(run / "03_grpo_ptst"), stages=v["rl_stages"],
-        reward=v["rl_reward"], format_strictness=v["rl_format_strictness"], system_prompt=system,
-        learning_rate=v["rl_learning_rate"], lr_scheduler=v["rl_lr_scheduler"], beta=v["rl_beta"],
-        epsilon=v["rl_epsilon"], loss_type=v["rl_loss_type"], scale_rewards=v["rl_scale_rewards"],
-        batch_size=v["rl_batch_size"], grad_accum=v["rl_grad_accum"], temperature=v["rl_temperature"],
-        top_p=v["rl_top_p"], truncated=v["rl_truncated"], min_pixels=v["rl_min_pixels"], max_pixels=v["rl_max_pixels"],
-        max_train_samples=v["rl_max_train_samples"], bf16=v["rl_bf16"], lora_r=v["rl_lora_r"],
-        lora_alpha=v["rl_lora_alpha"],
-        gradient_checkpointing=v["rl_gradient_checkpointing"], rollout=v["rl_rollout"],
-        vllm_gpu_memory_utilization=v["rl_vllm_gpu_memory_utilization"], vllm_server_host=v["rl_vllm_server_host"],
-        vllm_server_port=v["rl_vllm_server_port"], save_steps=v["rl_save_steps"], sample_every=v["rl_sample_every"],
+    return GRPOParams.from_values(
+        v, model=start_model(v, source), data=data, output_dir=str(run / "03_grpo_ptst"), system_prompt=system,
         seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
         deepspeed=sft.deepspeed_config(v["rl_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/03_grpo_ptst")
 

@@ -17,7 +17,8 @@ import json
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -219,6 +220,48 @@ def _interpolate(value: str, before: dict, where: str):
             raise ParamsError(f"{where}: {{{m.group(1)}}} names no declared key")
         return str(before[m.group(1)])
     return _REF.sub(sub, value)
+
+
+@lru_cache(maxsize=None)
+def stage_declarations(notebook: str) -> dict[str, Declaration]:
+    """The declarations of one stage notebook (`"03_grpo_ptst"`), parsed once per process."""
+    from visionr1 import env
+
+    path = env.NOTEBOOKS_DIR / f"{notebook}.ipynb"
+    return parse_declarations(parameters_cell(path), path.name)
+
+
+def declared(notebook: str, prefix: str, notebook_only: tuple[str, ...] = ()) -> type:
+    """A keyword-only dataclass with one field per `prefix` key of the notebook's parameters cell:
+    `rl_beta: float = 0.01  # KL coefficient` becomes the field `beta: float = 0.01`. A stage's
+    settings dataclass subclasses it, so the notebook line is the knob's only declaration (type,
+    default and documentation) and a new knob takes one edit; the subclass adds what the notebook
+    does not declare and redeclares the fields it resolves (a model reference -> a path). Keys in
+    `notebook_only` (`rl_eval_samples`: used by the notebook's own cells) get no field.
+
+    >>> GRPOSettings = declared("03_grpo_ptst", "rl_")
+    >>> GRPOSettings().beta, GRPOSettings.__doc__.splitlines()[0]
+    (0.01, 'The `rl_*` declarations of notebooks/03_grpo_ptst.ipynb, without the prefix.')
+    """
+    specs = []
+    for name, d in stage_declarations(notebook).items():
+        if name.startswith(prefix) and name not in notebook_only:
+            meta, default = {"key": name, "comment": d.comment}, d.default
+            fld = field(default_factory=lambda v=default: json.loads(json.dumps(v)), metadata=meta) \
+                if isinstance(default, (list, dict)) else field(default=default, metadata=meta)
+            specs.append((name[len(prefix):], d.type, fld))
+    cls = make_dataclass(f"{notebook}_{prefix}declared", specs, kw_only=True)
+    cls.__doc__ = f"The `{prefix}*` declarations of notebooks/{notebook}.ipynb, without the prefix."
+    cls.PREFIX, cls.NOTEBOOK, cls.NOTEBOOK_ONLY = prefix, notebook, notebook_only
+
+    def from_values(c, values: dict, **resolved):
+        """The settings from a stage's params (`values`: its declared keys); `resolved` gives the
+        fields computed from them (paths, the DeepSpeed config, ...), which win."""
+        kw = {f.name: values[prefix + f.name] for f in fields(c) if prefix + f.name in values}
+        return c(**{**kw, **resolved})
+
+    cls.from_values = classmethod(from_values)
+    return cls
 
 
 def notebook_values(namespace: dict, notebook: str | Path) -> dict[str, object]:

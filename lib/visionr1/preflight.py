@@ -143,7 +143,7 @@ def fits(mem: dict, gpu_gib: float) -> tuple[bool, float]:
 
 def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     """(stage label, model reference, setup) for each stage of the resolved params that trains."""
-    from visionr1 import grpo, sft
+    from visionr1 import grpo, models, sft
 
     skip = set(v.get("skip_stages") or [])
     model = v.get("sft_model") or v.get("base_model") or "nano"
@@ -156,7 +156,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
             gradient_checkpointing=bool(v["sft_gradient_checkpointing"]), bf16=bool(v["sft_bf16"]))))
     if "03_grpo_ptst" not in skip:
         n = int(v["rl_num_gpus"])
-        rl_model = model if v["rl_start"] in ("ci", "base") else v["rl_start"]
+        rl_model = model if models.is_stage_ref(v["rl_start"]) else v["rl_start"]
         method = "lora" if int(v.get("rl_lora_r") or 0) > 0 else "full"
         grpo.check_stages(v["rl_stages"])
         for k, st in enumerate(v["rl_stages"], 1):

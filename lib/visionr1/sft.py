@@ -26,38 +26,31 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from visionr1 import checkpoints, dist, loaders, tiny_model
+from visionr1 import checkpoints, dist, loaders, models, params, tiny_model
 
 
-@dataclass
-class SFTParams:
-    model: str                      # base model folder or hub name
+# 02's own cells use these keys (the data and model are resolved into the fields below)
+NOTEBOOK_ONLY = ("sft_model", "sft_data", "sft_num_gpus", "sft_deepspeed", "sft_preflight_gpu_gib",
+                 "sft_eval_samples", "sft_eval_max_new_tokens")
+
+
+@dataclass(kw_only=True)
+class SFTParams(params.declared("02_cold_start_sft", "sft_", NOTEBOOK_ONLY)):
+    """One SFT run's settings. Every `sft_<name>` knob of notebooks/02_cold_start_sft.ipynb's
+    parameters cell (except NOTEBOOK_ONLY) is the field `<name>`, with that line's type, default and
+    comment: a new knob is one line there. The fields below are resolved from the params by
+    `params_from_values`, or are not knobs."""
+
+    model: str                      # base model folder or hub name (sft_model; None there: 00's base model)
     data: str                       # sft.jsonl, or a folder with dataset_info.json
     output_dir: str
-    datasets: list[str] = field(default_factory=list)  # dataset_info.json entries (folder data)
-    method: str = "full"            # full | lora | unsloth
-    learning_rate: float = 5e-6
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    epochs: float = 2.0
-    max_steps: int = -1
-    batch_size: int = 1
-    grad_accum: int = 4
-    cutoff_len: int = 16384
-    min_pixels: int = 3136
-    max_pixels: int = 12845056
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    lora_r: int = 64
-    lora_alpha: int = 128
     lora_dropout: float = 0.05
-    save_steps: int = 500
     save_total_limit: int = 2
     logging_steps: int = 1
     seed: int = 0
     report_to: str = "none"         # "wandb" mirrors the metrics (offline by default)
     resume: bool = True             # resume from the newest checkpoint in output_dir when there is one
-    deepspeed: str | None = None    # path of a DeepSpeed config (multi-GPU)
+    deepspeed: str | None = None    # path of a DeepSpeed config (sft_deepspeed, several processes only)
     run_name: str = "sft"
 
     @classmethod
@@ -449,22 +442,12 @@ def params_from_values(v: dict) -> SFTParams:
     from visionr1 import env
 
     run = env.run_dir(v["output_root"], v["run_name"])
-    model = v["sft_model"]
-    if model is None:
-        m = run / "00_data" / "metrics.json"
-        if not m.exists():
-            raise FileNotFoundError(f"{m} not found: run 00_data first, or set sft_model")
-        model = json.loads(m.read_text())["base_model_path"]
+    model = models.resolve(v["sft_model"] or "base", run, key="sft_model")
     data = v["sft_data"] or str(run / "01_cold_start_data" / "cold" / "sft.jsonl")
     multi = v["sft_num_gpus"] > 1
-    return SFTParams(
-        model=model, data=data, output_dir=str(run / "02_cold_start_sft"), datasets=list(v["sft_datasets"]),
-        method=resolve_method(v["sft_method"]), learning_rate=v["sft_learning_rate"], lr_scheduler=v["sft_lr_scheduler"],
-        warmup_ratio=v["sft_warmup_ratio"], epochs=v["sft_epochs"], max_steps=v["sft_max_steps"],
-        batch_size=v["sft_batch_size"], grad_accum=v["sft_grad_accum"], cutoff_len=v["sft_cutoff_len"],
-        min_pixels=v["sft_min_pixels"], max_pixels=v["sft_max_pixels"], bf16=v["sft_bf16"],
-        gradient_checkpointing=v["sft_gradient_checkpointing"], lora_r=v["sft_lora_r"], lora_alpha=v["sft_lora_alpha"],
-        save_steps=v["sft_save_steps"], seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
+    return SFTParams.from_values(
+        v, model=model, data=data, output_dir=str(run / "02_cold_start_sft"), method=resolve_method(v["sft_method"]),
+        seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
         deepspeed=deepspeed_config(v["sft_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/02_cold_start_sft")
 
 

@@ -35,7 +35,7 @@ PATHS = {
 
 def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
     """Mistakes in resolved params for a run of `stages`; empty when the run can start."""
-    from visionr1 import grpo, rewards, sft
+    from visionr1 import grpo, models, rewards, sft
 
     out: list[str] = []
 
@@ -90,7 +90,7 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
                     f"download {bench} and give its file or folder (python -m visionr1 data check PATH)")
     for key, stage in (("base_model", "00_data"), ("sft_model", "02_cold_start_sft"), ("rl_start", "03_grpo_ptst")):
         ref = values.get(key)
-        if stage in stages and ref and ref not in ("nano", "ci", "base") and not _is_model(ref):
+        if stage in stages and ref and ref != "nano" and not models.is_stage_ref(ref) and not _is_model(ref):
             bad(key, "neither a local model folder (with config.json) nor a hub name (owner/name)",
                 "a path to a saved model, or a hub name such as Qwen/Qwen2.5-VL-7B-Instruct")
     return out
