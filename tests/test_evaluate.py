@@ -8,7 +8,7 @@ import json
 import pytest
 from fake_openai import FakeOpenAI
 
-from visionr1 import benchmarks, evaluate, nano_task
+from visionr1 import benchmarks, evaluate, models, nano_task
 
 
 @pytest.fixture()
@@ -95,12 +95,12 @@ def test_model_references_name_the_missing_stage(tmp_path):
     run = tmp_path / "nano"
     (run / "02_cold_start_sft" / "final").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="run 02_cold_start_sft of nano first"):
-        evaluate.resolve_model("ci", run)
+        models.resolve("ci", run)
     (run / "02_cold_start_sft" / "final" / "config.json").write_text("{}")
-    assert evaluate.resolve_model("ci", run).endswith("02_cold_start_sft/final")
+    assert models.resolve("ci", run).endswith("02_cold_start_sft/final")
     with pytest.raises(FileNotFoundError, match="run 03_grpo_ptst of other first"):
-        evaluate.resolve_model("other:rl", run)
-    assert evaluate.resolve_model("Qwen/Qwen2.5-VL-7B-Instruct", run) == "Qwen/Qwen2.5-VL-7B-Instruct"
+        models.resolve("other:rl", run)
+    assert models.resolve("Qwen/Qwen2.5-VL-7B-Instruct", run) == "Qwen/Qwen2.5-VL-7B-Instruct"
     with pytest.raises(ValueError, match="eval_base_url"):
         evaluate.make_responder("openai", "m", evaluate.Sampling())
 

@@ -152,31 +152,6 @@ def grading_summary(records: list[dict]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Models, benchmarks and the results table of a run
 # ---------------------------------------------------------------------------------------------
-STAGE_MODELS = {"base": None, "ci": ("02_cold_start_sft", "final"), "rl": ("03_grpo_ptst", "final")}
-
-
-def resolve_model(ref: str, run: Path) -> str:
-    """A model reference: "base" (00's base model), "ci" (02's final), "rl" (03's final) of the
-    run folder `run`, or "<run name>:<ref>" for another run in the same output root, or a path or
-    hub name."""
-    import json
-
-    if ":" in ref and ref.split(":", 1)[1] in STAGE_MODELS:
-        other, ref = ref.split(":", 1)
-        run = run.parent / other
-    if ref == "base":
-        m = run / "00_data" / "metrics.json"
-        if not m.exists():
-            raise FileNotFoundError(f"{m} not found: run 00_data of {run.name} first")
-        return json.loads(m.read_text())["base_model_path"]
-    if ref in STAGE_MODELS:
-        path = run.joinpath(*STAGE_MODELS[ref])
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} not found: run {STAGE_MODELS[ref][0]} of {run.name} first")
-        return str(path)
-    return ref
-
-
 def make_responder(backend: str, model: str, s: Sampling, system: str | None = None, base_url: str | None = None,
                    api_key_env: str = "OPENAI_API_KEY", tensor_parallel: int = 1) -> Responder:
     if backend == "hf":
