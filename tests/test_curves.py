@@ -153,6 +153,10 @@ def test_curves_notebook_draws_every_figure_from_fixture_files(tmp_path):
     assert ci["0-64"]["accuracy"] == 1.0 and ci["128+"]["accuracy"] == 0.0  # whitespace words: no tokenizer here
     assert m["reflection_words"]["fx/ci"] == {"Wait": 8, "Hmm": 5, "Alternatively": 0}
     assert m["reflection_words"]["fx/rl"]["Alternatively"] == 1
+    assert m["figures"] == ["training_curves.png", "overthinking.png", "reflection_words.png"]
+    summary = res.stdout[res.stdout.index("05_curves done"):]  # the run's closing summary
+    assert "    fx: reward 0.245 -> 0.445" in summary  # the first and the last 10 of 30 steps
+    assert f"figures in {out}/: training_curves.png, overthinking.png, reflection_words.png" in summary
 
 
 def test_accuracy_bars(tmp_path):

@@ -153,3 +153,41 @@ def test_changed_params_into_a_finished_folder_are_refused_and_overwrite_keeps_t
                                                                    "02_third.ipynb", "run_state.json", "params.yaml"}
     assert "tag: a" in (old[0] / "params.yaml").read_text() and "tag: b" in (rd / "params.yaml").read_text()
     assert json.loads((rd / "00_first" / "ran_with.json").read_text())["params"]["tag"] == "b"
+
+
+def test_closing_summary_shows_04s_accuracy_table_and_05s_figures(tmp_path):
+    rd = tmp_path / "run"
+    for stage, metrics in {
+        "03_grpo_ptst": {"steps": 200, "reward_first10": 0.33, "reward_last10": 0.48, "stages": [{"stage": 1}]},
+        "04_evaluate": {"results": {
+            "base": {"nano": {"accuracy": 59.4, "n": 1000, "format_rate": 0.0}, "mathvista": {"accuracy": 68.1, "n": 1000}},
+            "ci": {"nano": {"accuracy": 46.5, "n": 1000, "format_rate": 99.9}, "mathvista": {"accuracy": 60.2, "n": 1000}},
+            "rl": {"nano": {"accuracy": 58.8, "n": 1000, "format_rate": 100.0}}},  # rl not run on mathvista
+            "backend": "hf", "models": {"base": "outputs/run/00_data/base"}},
+        "05_curves": {"training": {"run": {"steps": 200, "reward_first10": 0.33, "reward_last10": 0.48,
+                                           "length_first10": 105.8, "length_last10": 90.5, "stages": [[1, 1, 200]]}},
+                      "figures": ["training_curves.png", "overthinking.png", "reflection_words.png"]},
+    }.items():
+        (rd / stage).mkdir(parents=True)
+        (rd / stage / "metrics.json").write_text(json.dumps(metrics))
+    for png in ("training_curves.png", "reflection_words.png"):  # overthinking.png listed but not on disk
+        (rd / "05_curves" / png).write_bytes(b"png")
+    lines = runner.summarize(rd, ["03_grpo_ptst", "04_evaluate", "05_curves"]).splitlines()
+    assert lines == [
+        "  03_grpo_ptst: steps=200, reward_first10=0.33, reward_last10=0.48",
+        "  04_evaluate: backend=hf",
+        "    accuracy (%)  base  ci    rl",
+        "    nano          59.4  46.5  58.8  (n=1000)",
+        "    mathvista     68.1  60.2  -     (n=1000)",  # a model not run on a benchmark: "-"
+        "  05_curves:",
+        "    run: reward 0.33 -> 0.48, length 105.8 -> 90.5 tokens over 200 steps",
+        f"    figures in {rd / '05_curves'}/: training_curves.png, reflection_words.png",
+    ]
+
+
+def test_closing_summary_lists_05s_pngs_when_metrics_name_none(tmp_path):
+    d = tmp_path / "run" / "05_curves"
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text("{}")  # a 05 run from before metrics.json named its figures
+    (d / "overthinking.png").write_bytes(b"png")
+    assert runner.summarize(tmp_path / "run", ["05_curves"]).splitlines()[-1].endswith("/05_curves/: overthinking.png")

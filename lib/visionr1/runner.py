@@ -160,7 +160,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def summarize(run_dir: Path, stages: list[str]) -> str:
-    """The scalar figures of each stage's metrics.json."""
+    """The closing summary: per stage the scalar figures of its metrics.json, then what a stage
+    records in tables (`STAGE_DETAILS`: 04's accuracy per benchmark and model, 05's figure files)."""
     lines = []
     stale = stale_reasons(run_dir)
     for s in stages:
@@ -169,8 +170,57 @@ def summarize(run_dir: Path, stages: list[str]) -> str:
             data = json.loads(m.read_text())
             figures = {k: v for k, v in data.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
             mark = f" [STALE: {stale[s]}]" if s in stale else ""
-            lines.append(f"  {s}{mark}: " + ", ".join(f"{k}={v}" for k, v in list(figures.items())[:12]))
+            lines.append(f"  {s}{mark}:" + "".join(f" {k}={v}," for k, v in list(figures.items())[:12]).rstrip(","))
+            detail = STAGE_DETAILS.get(s[3:])
+            lines += [f"    {x}" for x in (detail(data, run_dir / s) if detail else [])]
     return "\n".join(lines)
+
+
+def evaluate_lines(metrics: dict, stage_dir: Path) -> list[str]:
+    """04's accuracy (percent) as a table, one row per benchmark, one column per model, with the
+    number of graded items.
+
+    >>> print("\\n".join(evaluate_lines({"results": {"base": {"nano": {"accuracy": 59.4, "n": 1000}},
+    ...     "rl": {"nano": {"accuracy": 58.8, "n": 1000}}}}, Path("04_evaluate"))))
+    accuracy (%)  base  rl
+    nano          59.4  58.8  (n=1000)
+    """
+    results = metrics.get("results") or {}
+    models = list(results)
+    benches = list(dict.fromkeys(b for per in results.values() for b in per))
+    if not models or not benches:
+        return []
+    rows = [["accuracy (%)", *models, ""]]
+    for b in benches:
+        ns = sorted({results[m][b].get("n") for m in models if b in results[m]} - {None})
+        rows.append([b, *(f"{results[m][b]['accuracy']:.1f}" if b in results[m] else "-" for m in models),
+                     f"(n={'/'.join(map(str, ns))})" if ns else ""])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def curves_lines(metrics: dict, stage_dir: Path) -> list[str]:
+    """05's training figures per run (reward and completion length, first -> last 10 steps) and the
+    figure files it wrote (metrics.json's `figures`, else the PNGs in its folder)."""
+    out = [f"{name}: reward {t['reward_first10']} -> {t['reward_last10']}, length {t['length_first10']} -> "
+           f"{t['length_last10']} tokens over {t['steps']} steps"
+           for name, t in (metrics.get("training") or {}).items() if "reward_first10" in t]
+    names = metrics.get("figures") or sorted(p.name for p in stage_dir.glob("*.png"))
+    written = [n for n in names if (stage_dir / n).exists()]
+    if written:
+        out.append(f"figures in {_shown(stage_dir)}/: {', '.join(written)}")
+    return out
+
+
+def _shown(path: Path) -> str:
+    """A path as a user would type it: relative to the project root when it lies under it."""
+    try:
+        return str(Path(path).resolve().relative_to(env.PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+STAGE_DETAILS = {"evaluate": evaluate_lines, "curves": curves_lines}  # stage name after its number -> lines
 
 
 def changed_keys(run_dir: Path, stage: str, params: dict) -> list[str] | None:
