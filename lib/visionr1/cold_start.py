@@ -1,4 +1,4 @@
-"""Cold-start data by Modality Bridging (RECIPE §1): the step the paper's authors never released.
+"""Cold-start data by Modality Bridging (docs/recipe.md §1): the step the paper's authors never released.
 
   1. pseudo-CoT   the MLLM sees image + question + answer, writes a caption and step-by-step reasoning
   2. description  the MLLM sees image + question + pseudo-CoT, writes a detailed text description

@@ -1,6 +1,8 @@
 """Curves drawn only from the stages' metrics files: RL training curves with the PTST stages
-shaded (RECIPE §6 D-F), the overthinking view (accuracy and share of outputs by length bucket,
-§6 A) and reflection-word counts (§6 C), for one run or several on the same axes."""
+shaded (docs/recipe.md §6 D-F), the overthinking view (accuracy and share of outputs by length
+bucket, docs/recipe.md §6 A) and reflection-word counts (docs/recipe.md §6 C), for one run or
+several on the same axes; and the figures 02 and 03 draw from their own records (the SFT loss,
+the first and last steps' means, rollouts)."""
 
 from __future__ import annotations
 
@@ -212,7 +214,7 @@ def bucket_labels(edges: list[int]) -> list[str]:
 
 
 def length_buckets(lengths: list[int], correct: list[bool], edges: list[int]) -> list[dict]:
-    """Outputs binned by length (RECIPE §6 A): per bucket its label, count, share of outputs and
+    """Outputs binned by length (docs/recipe.md §6 A): per bucket its label, count, share of outputs and
     accuracy (None for an empty bucket).
 
     >>> [(b["label"], b["n"], b["share"], b["accuracy"]) for b in length_buckets([10, 50, 90, 200], [1, 1, 0, 0], [64, 128])]
@@ -251,7 +253,7 @@ def reflection_words(outputs: dict[str, list[dict]], n: int, words: tuple[str, .
 
 
 def plot_overthinking(per_model: dict[str, list[dict]], path: str | Path | None = None, title: str = ""):
-    """Share of outputs and accuracy per length bucket, one bar group per model (RECIPE §6 A)."""
+    """Share of outputs and accuracy per length bucket, one bar group per model (docs/recipe.md §6 A)."""
     import matplotlib.pyplot as plt
 
     labels = [b["label"] for b in next(iter(per_model.values()))]
@@ -278,7 +280,7 @@ def plot_overthinking(per_model: dict[str, list[dict]], path: str | Path | None 
 
 
 def plot_reflections(counts: dict[str, dict[str, int]], n_outputs: dict[str, int], path: str | Path | None = None):
-    """Reflection-word counts per model over the same number of outputs (RECIPE §6 C)."""
+    """Reflection-word counts per model over the same number of outputs (docs/recipe.md §6 C)."""
     import matplotlib.pyplot as plt
 
     words = list(next(iter(counts.values())))
