@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from visionr1 import grpo, loaders, nano_task, preflight, sft, tiny_model
+from visionr1 import grpo, loaders, nano_task, preflight, sft, tiny_model, training
 
 PEAK_BF16_FLOPS = 790e12  # H200 / H100 SXM dense bf16, the MFU denominator
 
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "RANK": "0",
                                        "LOCAL_RANK": "0", "WORLD_SIZE": "1"})
                     report["phases"].append(sft_phase("sft_full_zero3_offload", model, sft_data, d / "sft_full", args,
-                                                      "full", sft.deepspeed_config("zero3_offload")))
+                                                      "full", training.deepspeed_config("zero3_offload")))
         if "grpo_hf" in phases:
             report["phases"].append(grpo_phase(model, rl, d / "grpo", args))
     for ph in report["phases"]:

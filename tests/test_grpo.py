@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from visionr1 import checkpoints, grading, grpo, loaders, nano_task, rewards, tiny_model
+from visionr1 import checkpoints, compat, grading, grpo, loaders, nano_task, rewards, tiny_model
 
 SPREAD_REWARD = """
 from visionr1 import rewards
@@ -204,7 +204,7 @@ def test_torch_logprob_head_matches_log_softmax():
     torch.manual_seed(0)
     h, w, b = torch.randn(7, 5, requires_grad=True), torch.randn(11, 5), torch.randn(11)
     t = torch.randint(0, 11, (7,))
-    logp, ent, _, _, top1 = grpo.TorchChunkedLogProb.apply(h, w, b, t, 0.7, 4096, None, 1.0,
+    logp, ent, _, _, top1 = compat.TorchChunkedLogProb.apply(h, w, b, t, 0.7, 4096, None, 1.0,
                                                          ("log_probs", "entropy", "is_top1"))
     ref = torch.log_softmax((h @ w.T + b) / 0.7, -1)
     assert torch.allclose(logp, ref.gather(-1, t[:, None]).squeeze(-1), atol=1e-5)

@@ -33,10 +33,10 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from visionr1 import checkpoints, dist, grading, models, params, rewards, sft, tiny_model
+from visionr1 import checkpoints, compat, dist, grading, models, params, rewards, sft, tiny_model, training
 
 STAGE_EXAMPLE = {"steps": 100, "max_completion_length": 4096, "num_generations": 16}
 STAGE_KEYS = {"steps", "max_completion_length", "num_generations", "learning_rate", "batch_size"}
@@ -78,18 +78,7 @@ class GRPOParams(params.declared("03_grpo_ptst", "rl_", NOTEBOOK_ONLY)):
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         rewards.reward_set(self.reward, self.format_strictness)  # fails now on a bad name
         if self.rollout == "vllm_colocate":
-            raise ValueError(COLOCATE_REFUSED)
-
-
-# docs/platform.md "Several processes": TRL 1.15 sends colocated vLLM the processor's prompt ids, in
-# which every image is already expanded into its run of <|image_pad|> tokens; vLLM 0.31 expands the
-# first pad again and leaves the rest as text (TRL issue #6294). Nothing errors: rollouts would be
-# sampled from corrupted prompts and trained against clean ones.
-COLOCATE_REFUSED = (
-    "rl_rollout: vllm_colocate is refused: with trl 1.15 / vllm 0.31, colocated vLLM receives image prompts "
-    "whose <|image_pad|> runs are already expanded and samples rollouts from a corrupted prompt without any "
-    "error (TRL issue #6294). Use rl_rollout: vllm_server (start the command 03_grpo_ptst prints, "
-    "`trl vllm-serve ...`, on a GPU the trainer does not use, and set rl_num_gpus to the rest) or rl_rollout: hf.")
+            raise ValueError(compat.COLOCATE_REFUSED)
 
 
 def check_stages(stages: list[dict]) -> None:
@@ -128,7 +117,7 @@ def load_rows(data: str | Path, max_samples: int | None = None, system_prompt: s
     rows = []
     for r in recs[:max_samples] if max_samples else recs:
         problem = r["problem"] if loaders.IMAGE_TAG in r["problem"] else loaders.IMAGE_TAG + r["problem"]
-        msgs = sft.to_multimodal([{"role": "user", "content": problem}], len(r["images"]), r["source"])
+        msgs = training.to_multimodal([{"role": "user", "content": problem}], len(r["images"]), r["source"])
         if system_prompt:
             msgs.insert(0, {"role": "system", "content": [{"type": "text", "text": system_prompt}]})
         rows.append({"id": r["id"], "images": r["images"], "prompt": msgs, "answer": str(r["answer"]),
@@ -179,48 +168,12 @@ def trainer_rewards(p: GRPOParams, max_completion_length: int, eos_ids: set[int]
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
-def torch_logprobs_fallback() -> bool:
-    """TRL 1.15 scores completions with a Triton kernel only (its fused LM head); where Triton is
-    missing (the CPU stack) put in a plain-torch equivalent. Returns True when it was needed."""
-    from trl.trainer import utils as trl_utils
-
-    if getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None:
-        return False
-    trl_utils._ChunkedLogProbFunction = TorchChunkedLogProb
-    return True
-
-
-class TorchChunkedLogProb:
-    """Plain-torch stand-in for trl.kernels.ChunkedLogProbFunction (same arguments and outputs):
-    per-token log-probabilities of `targets` and the optional statistics, differentiable by
-    autograd. It materializes the [tokens, vocab] logits, which is fine for the nano vocabulary."""
-
-    @staticmethod
-    def apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
-              logit_scale=1.0, outputs=("log_probs",)):
-        import torch
-
-        z = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
-        if final_logit_softcapping is not None:
-            z = final_logit_softcapping * torch.tanh(z / final_logit_softcapping)
-        z = z / temperature
-        log_z = torch.logsumexp(z, dim=-1)
-        target = z.gather(-1, targets[:, None]).squeeze(-1)
-        logp = target - log_z
-        probs = torch.softmax(z, dim=-1) if {"entropy", "log_sum_sq_probs"} & set(outputs) else None
-        entropy = log_z - (probs * z).sum(-1) if "entropy" in outputs else None
-        lssp = torch.log((probs ** 2).sum(-1)) if "log_sum_sq_probs" in outputs else None
-        mean_logits = z.mean(-1) if "mean_logits" in outputs else None
-        is_top1 = (target >= z.max(-1).values) if "is_top1" in outputs else None
-        return logp, entropy, lssp, mean_logits, is_top1
-
-
 def trainer_class():
     """TRL's GRPOTrainer, timing generation and reward per step and keeping sample completions."""
     import torch
     from trl import GRPOTrainer
 
-    torch_logprobs_fallback()
+    compat.torch_logprobs_fallback()
 
     class StagedGRPOTrainer(GRPOTrainer):
         stage: int = 1
@@ -485,10 +438,10 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
-                                 target_modules=sft.LORA_TARGETS)
+                                 target_modules=training.LORA_TARGETS)
     trainer = trainer_class()(model=model, reward_funcs=funcs, args=cfg, train_dataset=dataset,
                               processing_class=processor, peft_config=peft_config,
-                              callbacks=[sft.MetricsJsonl(out / "metrics.jsonl", step_offset=offset, stage=k)])
+                              callbacks=[training.MetricsJsonl(out / "metrics.jsonl", step_offset=offset, stage=k)])
     if p.lora_r and resume:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -506,7 +459,7 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     trainer.save_model(str(sdir / "adapter" if p.lora_r else final))
     dist.wait()
     if p.lora_r and dist.is_main():  # the next stage starts from merged weights, like a full fine-tune's
-        sft.merge_adapter(start, sdir / "adapter", final, p.bf16)
+        training.merge_adapter(start, sdir / "adapter", final, p.bf16)
     dist.wait()  # nobody reads stage<k>/final (the next stage, its reference, vLLM) before it is complete
     rec = {"stage": k, **stage, "start_from": str(start), "start_sha": start_sha,
            "loaded_sha": loaded_sha, "resumed_from": str(resume) if resume else None,
@@ -568,7 +521,7 @@ def params_from_values(v: dict) -> GRPOParams:
     return GRPOParams.from_values(
         v, model=start_model(v, source), data=data, output_dir=str(run / "03_grpo_ptst"), system_prompt=system,
         seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
-        deepspeed=sft.deepspeed_config(v["rl_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/03_grpo_ptst")
+        deepspeed=training.deepspeed_config(v["rl_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/03_grpo_ptst")
 
 
 def context_length(p: GRPOParams, text_tokens: int = 1024) -> int:

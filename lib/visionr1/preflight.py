@@ -143,7 +143,7 @@ def fits(mem: dict, gpu_gib: float) -> tuple[bool, float]:
 
 def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     """(stage label, model reference, setup) for each stage of the resolved params that trains."""
-    from visionr1 import grpo, models, sft
+    from visionr1 import grpo, models, training
 
     skip = set(v.get("skip_stages") or [])
     model = v.get("sft_model") or v.get("base_model") or "nano"
@@ -151,7 +151,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     if "02_cold_start_sft" not in skip:
         n = int(v["sft_num_gpus"])
         out.append((f"02 SFT ({v['sft_method']}, {v['sft_cutoff_len']} tokens)", model, Setup(
-            method=v["sft_method"], n_gpus=n, zero=sft.ZERO_STAGE[v["sft_deepspeed"]] if n > 1 else 0,
+            method=v["sft_method"], n_gpus=n, zero=training.ZERO_STAGE[v["sft_deepspeed"]] if n > 1 else 0,
             offload=v["sft_deepspeed"] == "zero3_offload", batch=int(v["sft_batch_size"]), seq=int(v["sft_cutoff_len"]),
             gradient_checkpointing=bool(v["sft_gradient_checkpointing"]), bf16=bool(v["sft_bf16"]))))
     if "03_grpo_ptst" not in skip:
@@ -164,7 +164,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
             batch = int(st.get("batch_size") or v["rl_batch_size"] or st["num_generations"])
             out.append((f"03 RL stage {k} ({st['max_completion_length']} x {st['num_generations']}, {method})",
                         rl_model, Setup(
-                            method=method, n_gpus=n, zero=sft.ZERO_STAGE[v["rl_deepspeed"]] if n > 1 else 0,
+                            method=method, n_gpus=n, zero=training.ZERO_STAGE[v["rl_deepspeed"]] if n > 1 else 0,
                             offload=v["rl_deepspeed"] == "zero3_offload", batch=batch, seq=seq,
                             gradient_checkpointing=bool(v["rl_gradient_checkpointing"]), bf16=bool(v["rl_bf16"]),
                             reference=float(v["rl_beta"]) > 0, kv_cache=v["rl_rollout"] == "hf",

@@ -19,14 +19,14 @@ and step but not Qwen2.5-VL's weights (docs/platform.md).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from visionr1 import checkpoints, dist, loaders, models, params, tiny_model
+from visionr1 import checkpoints, compat, dist, loaders, models, params, tiny_model
+from visionr1.training import LORA_TARGETS, MetricsJsonl, deepspeed_config, merge_adapter, to_multimodal
 
 
 # 02's own cells use these keys (the data and model are resolved into the fields below)
@@ -61,26 +61,6 @@ class SFTParams(params.declared("02_cold_start_sft", "sft_", NOTEBOOK_ONLY)):
 # ---------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------
-def to_multimodal(messages: list[dict], n_images: int, where: str) -> list[dict]:
-    """sharegpt-style messages with `<image>` placeholders -> TRL's content lists, an image part
-    at each placeholder (anywhere in a turn). The placeholder count must equal `n_images`."""
-    out, seen = [], 0
-    for m in messages:
-        text = m["content"]
-        parts = []
-        pieces = text.split(loaders.IMAGE_TAG)
-        for i, piece in enumerate(pieces):
-            if i > 0:
-                parts.append({"type": "image"})
-                seen += 1
-            if piece:
-                parts.append({"type": "text", "text": piece})
-        out.append({"role": m["role"], "content": parts})
-    if seen != n_images:
-        raise ValueError(f"{where}: {seen} <image> tags for {n_images} images")
-    return out
-
-
 def load_rows(data: str | Path, datasets: list[str] | None = None, max_bad_fraction: float = 0.01) -> list[dict]:
     """Rows {id, images: [path], messages: [{role, content}]} from sft.jsonl, a sharegpt folder, or one
     sharegpt file (.json array or .parquet, e.g. vision_r1_llava_cot_full.json: loaders.load_sharegpt_file)."""
@@ -177,43 +157,6 @@ def to_dataset(rows: list[dict]):
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
-class MetricsJsonl:
-    """A TrainerCallback appending every logged step's numbers (loss, learning rate, grad norm, and
-    whatever else the trainer logs) to JSONL; `step` is the trainer's step plus `step_offset`, and
-    `extra` fields (e.g. the PTST stage) are added to each record."""
-
-    def __new__(cls, path: Path, step_offset: int = 0, **extra):
-        from transformers import TrainerCallback
-
-        class _CB(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kw):
-                if logs and state.is_world_process_zero:
-                    rec = {"step": state.global_step + step_offset, "epoch": state.epoch, "time": time.time(), **extra,
-                           **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
-                    with path.open("a") as f:
-                        f.write(json.dumps(rec) + "\n")
-
-        return _CB()
-
-
-def trainer_class():
-    """TRL's SFTTrainer; on machines without Triton (the CPU stack) a subclass computing the loss
-    with the model's own cross-entropy, because TRL 1.15 computes it with a Triton kernel only."""
-    from trl import SFTTrainer
-    from trl.trainer import utils as trl_utils
-
-    if getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None:
-        return SFTTrainer
-    from transformers import Trainer
-
-    class SFTTrainerWithoutTriton(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
-
-    return SFTTrainerWithoutTriton
-
-
 def resolve_method(method: str) -> str:
     """`lora_fast`: unsloth's LoRA where unsloth is installed and a GPU is there, PEFT's otherwise
     (the one-GPU recipe); any other method as given. The resolved one is what sft_params.json records."""
@@ -224,10 +167,6 @@ def resolve_method(method: str) -> str:
     import torch
 
     return "unsloth" if importlib.util.find_spec("unsloth") and torch.cuda.is_available() else "lora"
-
-
-# LoRA on every linear layer of the language model; the vision tower stays frozen
-LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
 def load_model_for(p: SFTParams, source: str):
@@ -294,7 +233,7 @@ def train(p: SFTParams, log=print) -> dict:
         run_name=p.run_name, max_length=None, completion_only_loss=True, gradient_checkpointing=p.gradient_checkpointing,
         remove_unused_columns=False, dataloader_num_workers=0, deepspeed=p.deepspeed, disable_tqdm=False,
     )
-    trainer = trainer_class()(model=model, args=cfg, train_dataset=to_dataset(rows), processing_class=processor,
+    trainer = compat.sft_trainer_class()(model=model, args=cfg, train_dataset=to_dataset(rows), processing_class=processor,
                          callbacks=[MetricsJsonl(out / "metrics.jsonl")])
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -316,17 +255,6 @@ def train(p: SFTParams, log=print) -> dict:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     dist.wait()
     return summary
-
-
-def merge_adapter(base: str, adapter: Path, final: Path, bf16: bool = False) -> None:
-    """Base weights plus the saved LoRA adapter, merged and saved to `final`. Read from the saved
-    files after every rank has finished: under ZeRO-3 the live model holds only this rank's shards,
-    so merging it would save empty tensors."""
-    import torch
-    from peft import PeftModel
-
-    model = tiny_model.load_model(base, dtype=torch.bfloat16 if bf16 else torch.float32)
-    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(str(final))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,22 +348,6 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------
 # From the notebook's params; multi-GPU launch; the preflight command
 # ---------------------------------------------------------------------------------------------
-DEEPSPEED_CONFIGS = ("none", "zero2", "zero3", "zero3_offload")
-ZERO_STAGE = {"none": 0, "zero2": 2, "zero3": 3, "zero3_offload": 3}
-
-
-def deepspeed_config(name: str) -> str | None:
-    """Path of a DeepSpeed config shipped in visionr1/configs/ (zero2, zero3, zero3_offload), or
-    None for "none" (plain DDP: several CPU processes on gloo, or GPUs without DeepSpeed)."""
-    from importlib import resources
-
-    if name not in DEEPSPEED_CONFIGS:
-        raise ValueError(f"sft_deepspeed / rl_deepspeed must be one of {', '.join(DEEPSPEED_CONFIGS)}, got {name!r}")
-    if name == "none":
-        return None
-    return str(resources.files("visionr1") / "configs" / f"{name}.json")
-
-
 def params_from_values(v: dict) -> SFTParams:
     """SFTParams from 02_cold_start_sft's params (a dict of its declared keys). The model defaults
     to 00_data's base model, the data to 01's exported sft.jsonl, in the same run folder."""

@@ -35,7 +35,7 @@ PATHS = {
 
 def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
     """Mistakes in resolved params for a run of `stages`; empty when the run can start."""
-    from visionr1 import grpo, models, rewards, sft
+    from visionr1 import compat, grpo, models, rewards, training
 
     out: list[str] = []
 
@@ -43,11 +43,11 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
         out.append(f"{key} = {values.get(key)!r} (from {sources.get(key, 'default')}): {what}; fix: {fix}")
 
     choices = {**CHOICES, "rl_reward": tuple(sorted(rewards.REWARD_SETS)),
-               "sft_deepspeed": sft.DEEPSPEED_CONFIGS, "rl_deepspeed": sft.DEEPSPEED_CONFIGS}
+               "sft_deepspeed": training.DEEPSPEED_CONFIGS, "rl_deepspeed": training.DEEPSPEED_CONFIGS}
     for key, allowed in choices.items():
         if key in values and values[key] not in allowed:
             if key == "rl_rollout" and values[key] == "vllm_colocate":
-                bad(key, grpo.COLOCATE_REFUSED, "rl_rollout: vllm_server or hf")
+                bad(key, compat.COLOCATE_REFUSED, "rl_rollout: vllm_server or hf")
             else:
                 bad(key, "not one of the allowed values", f"one of {', '.join(map(str, allowed))}")
     for key in SCHEDULES:

@@ -1,0 +1,199 @@
+"""Every workaround for the pinned libraries, in one place, each with the version it was written
+for and a check that says whether it is still needed (docs/platform.md: the TRL section and "Several processes").
+
+After a version bump, run `python -m visionr1.compat`: it prints each workaround, whether the
+installed version is the one it was written for, and what its check finds now. `tests/test_compat.py`
+fails when a pinned version changes or a check no longer finds the problem, so a bump cannot pass
+without someone looking here. A workaround whose check returns False can be deleted, with the code
+at its `where`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Workaround:
+    name: str
+    library: str          # the distribution whose behaviour it works around
+    version: str          # the version it was written and checked for
+    where: str            # the code that applies it
+    why: str
+    still_needed: Callable[[], bool | None]  # True: the problem is there; False: gone; None: not checkable here
+
+
+# ---------------------------------------------------------------------------------------------
+# TRL 1.15 computes token log-probabilities with a Triton kernel only
+# ---------------------------------------------------------------------------------------------
+def _triton_missing() -> bool:
+    from trl.trainer import utils as trl_utils
+
+    return getattr(trl_utils, "_ChunkedLogProbFunction", None) in (None, TorchChunkedLogProb)
+
+
+class TorchChunkedLogProb:
+    """Plain-torch stand-in for trl.kernels.ChunkedLogProbFunction (same arguments and outputs):
+    per-token log-probabilities of `targets` and the optional statistics, differentiable by
+    autograd. It materializes the [tokens, vocab] logits, which is fine for the nano vocabulary."""
+
+    @staticmethod
+    def apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
+              logit_scale=1.0, outputs=("log_probs",)):
+        import torch
+
+        z = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
+        if final_logit_softcapping is not None:
+            z = final_logit_softcapping * torch.tanh(z / final_logit_softcapping)
+        z = z / temperature
+        log_z = torch.logsumexp(z, dim=-1)
+        target = z.gather(-1, targets[:, None]).squeeze(-1)
+        logp = target - log_z
+        probs = torch.softmax(z, dim=-1) if {"entropy", "log_sum_sq_probs"} & set(outputs) else None
+        entropy = log_z - (probs * z).sum(-1) if "entropy" in outputs else None
+        lssp = torch.log((probs ** 2).sum(-1)) if "log_sum_sq_probs" in outputs else None
+        mean_logits = z.mean(-1) if "mean_logits" in outputs else None
+        is_top1 = (target >= z.max(-1).values) if "is_top1" in outputs else None
+        return logp, entropy, lssp, mean_logits, is_top1
+
+
+def torch_logprobs_fallback() -> bool:
+    """GRPO: where Triton is missing (the CPU stack), put the plain-torch equivalent in place of
+    TRL's fused kernel. Returns True when it was needed."""
+    from trl.trainer import utils as trl_utils
+
+    if not _triton_missing():
+        return False
+    trl_utils._ChunkedLogProbFunction = TorchChunkedLogProb
+    return True
+
+
+def sft_trainer_class():
+    """TRL's SFTTrainer; without Triton a subclass computing the loss with the model's own
+    cross-entropy (transformers' Trainer.compute_loss), since TRL's goes through the kernel."""
+    from trl import SFTTrainer
+
+    if not _triton_missing():
+        return SFTTrainer
+    from transformers import Trainer
+
+    class SFTTrainerWithoutTriton(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return SFTTrainerWithoutTriton
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks of the other workarounds, read from the installed sources
+# ---------------------------------------------------------------------------------------------
+def _source(module: str, attr: str | None = None) -> str:
+    mod = importlib.import_module(module)
+    return inspect.getsource(getattr(mod, attr) if attr else mod)
+
+
+def _truncation_masks_attention() -> bool:
+    """TRL's `mask_truncated_completions` zeroes `completion_mask`, which is also the attention
+    mask, instead of only the loss: Qwen2.5-VL then computes its 3-D positions for a prompt
+    followed by nothing."""
+    src = _source("trl.trainer.grpo_trainer", "GRPOTrainer")
+    return "completion_mask = completion_mask * (~is_truncated)" in src
+
+
+def _colocate_sends_expanded_ids() -> bool:
+    """TRL's colocated vLLM gets `prompt_token_ids` (images already expanded into pad runs) plus
+    the images, which vLLM 0.31 expands again (TRL #6294)."""
+    src = _source("trl.generation.vllm_generation")
+    return 'row = {"prompt_token_ids": ids}' in src and 'row["multi_modal_data"]' in src
+
+
+PRIVATE_HOOKS = {  # TRL private methods grpo.trainer_class overrides, with the arguments it relies on
+    "_generate": ["self", "prompts"],
+    "_generate_and_score_completions": ["self", "inputs"],
+    "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
+}
+
+
+def _private_hooks_unchanged() -> bool:
+    """True while GRPOTrainer still has the private methods the staged trainer overrides, with the
+    same arguments: the instrumentation (timings, FLOPs, grading counters, samples) hangs on them."""
+    from trl import GRPOTrainer
+
+    return all(list(inspect.signature(getattr(GRPOTrainer, m)).parameters) == args
+               for m, args in PRIVATE_HOOKS.items() if hasattr(GRPOTrainer, m)) and \
+        all(hasattr(GRPOTrainer, m) for m in PRIVATE_HOOKS)
+
+
+# docs/platform.md "Several processes": TRL 1.15 sends colocated vLLM the processor's prompt ids, in
+# which every image is already expanded into its run of <|image_pad|> tokens; vLLM 0.31 expands the
+# first pad again and leaves the rest as text (TRL issue #6294). Nothing errors: rollouts would be
+# sampled from corrupted prompts and trained against clean ones.
+COLOCATE_REFUSED = (
+    "rl_rollout: vllm_colocate is refused: with trl 1.15 / vllm 0.31, colocated vLLM receives image prompts "
+    "whose <|image_pad|> runs are already expanded and samples rollouts from a corrupted prompt without any "
+    "error (TRL issue #6294). Use rl_rollout: vllm_server (start the command 03_grpo_ptst prints, "
+    "`trl vllm-serve ...`, on a GPU the trainer does not use, and set rl_num_gpus to the rest) or rl_rollout: hf.")
+
+
+WORKAROUNDS = (
+    Workaround("torch log-probs without Triton", "trl", "1.15.0", "compat.torch_logprobs_fallback (grpo.trainer_class)",
+               "GRPOTrainer scores tokens with trl.kernels' Triton kernel only; the CPU stack has no Triton",
+               _triton_missing),
+    Workaround("SFT loss without Triton", "trl", "1.15.0", "compat.sft_trainer_class (sft.train)",
+               "SFTTrainer.compute_loss goes through the same kernel", _triton_missing),
+    Workaround("truncated completions: loss mask only", "trl", "1.15.0",
+               "grpo.trainer_class: mask_truncated (rl_truncated: mask)",
+               "TRL's mask_truncated_completions also masks attention, which breaks Qwen2.5-VL's 3-D positions",
+               _truncation_masks_attention),
+    Workaround("vllm_colocate refused", "trl", "1.15.0", "compat.COLOCATE_REFUSED (grpo.GRPOParams, validate)",
+               "colocated vLLM samples from image prompts it corrupts, without an error (TRL #6294)",
+               _colocate_sends_expanded_ids),
+    Workaround("GRPOTrainer private hooks", "trl", "1.15.0", "grpo.trainer_class (StagedGRPOTrainer)",
+               "timings, FLOPs, grading counters and samples are taken by overriding private methods",
+               _private_hooks_unchanged),
+    Workaround("resume reloads Qwen2.5-VL weights", "transformers", "5.17.0",
+               "sft.train, grpo.train (from_pretrained on the checkpoint before resume_from_checkpoint)",
+               "Trainer's resume restores optimizer and step but not Qwen2.5-VL's weights "
+               "(tests/test_sft.py::test_resume_restores_the_checkpoint_weights checks the weights come back)",
+               lambda: None),
+    Workaround("unsloth first, with max_seq_length", "unsloth", "2026.10.7", "sft.train, sft.load_model_for",
+               "unsloth patches trl and transformers only when imported first, and cuts samples at its default "
+               "max_seq_length=2048 unless given the cutoff", lambda: None),
+)
+
+
+def installed(library: str) -> str | None:
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def report() -> list[dict]:
+    """One row per workaround: pinned and installed versions, and what its check finds now."""
+    rows = []
+    for w in WORKAROUNDS:
+        try:
+            needed = w.still_needed()
+        except Exception as e:  # noqa: BLE001 - a check that cannot run says so instead of failing the report
+            needed = f"check failed: {type(e).__name__}: {e}"
+        rows.append({"name": w.name, "library": w.library, "pinned": w.version, "installed": installed(w.library),
+                     "still_needed": needed, "where": w.where, "why": w.why})
+    return rows
+
+
+def main() -> int:
+    for r in report():
+        same = "same" if r["pinned"] == r["installed"] else f"installed {r['installed']}"
+        print(f"- {r['name']} ({r['library']} {r['pinned']}, {same}): still needed: {r['still_needed']}\n"
+              f"    where: {r['where']}\n    why: {r['why']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
