@@ -1,4 +1,4 @@
-"""Tiny fixture datasets in the released Vision-R1 schemas (RECIPE §2), for the loader tests.
+"""Tiny fixture datasets in the released Vision-R1 schemas (docs/recipe.md §2), for the loader tests.
 
 Each writer builds a folder under ``root`` and returns it. ``with_problems=True``
 adds the bad rows listed in the docstrings; the row numbers there are what the

@@ -15,7 +15,8 @@ from fake_openai import FakeOpenAI
 from PIL import Image
 
 from visionr1 import benchmarks as bm
-from visionr1 import nano_task
+from visionr1 import nano_task, scoring
+from visionr1.benchmarks import common, dynamath, llm_judge, mathverse, mathvista, mmmath
 from visionr1.loaders import DataError, DataWarning
 
 
@@ -342,6 +343,17 @@ def test_paper_table_and_errors(tmp_path):
         bm.load("mathvista", tmp_path / "nope")
     with pytest.raises(DataError, match="no data file"):
         bm.load("mathverse", tmp_path)
+
+
+def test_one_module_per_benchmark_behind_the_package():
+    # every benchmark read from files has its module's FileFormat (nano reads its own split)
+    assert set(bm._FORMATS) | {"nano"} == set(bm.BENCHMARKS)
+    assert bm.DEFAULT_QUESTION_FIELD == {"mathvista": "query", "mathverse": "query_cot"}
+    # the package's names are the modules' own objects, not copies
+    assert bm.judge is llm_judge.judge and bm.official_mathvista_verdict is mathvista.official_mathvista_verdict
+    assert scoring.official_prediction is mathvista.official_prediction  # the one replica of calculate_score.py
+    assert bm.mmmath_gold is mmmath.mmmath_gold and bm.mathverse_choices is mathverse.mathverse_choices
+    assert bm.dynamath_choices is dynamath.dynamath_choices and bm.BenchItem is common.BenchItem
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for visionr1.loaders: released Vision-R1 data formats and the data checker (RECIPE §2)."""
+"""Tests for visionr1.loaders: released Vision-R1 data formats and the data checker (docs/recipe.md §2)."""
 
 from __future__ import annotations
 

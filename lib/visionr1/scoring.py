@@ -1,4 +1,4 @@
-"""Scoring prediction files in the official MathVista format (RECIPE §5), no paid API.
+"""Scoring prediction files in the official MathVista format (docs/recipe.md §5), no paid API.
 
     python -m visionr1 score FILE [-o OUT] [--official]
 
@@ -16,14 +16,13 @@ Two verdicts, both computed for every record:
             the answer by plain equality
 The default writes ours as `true_false`, `--official` the official one. The summary prints both
 accuracies and how many records they disagree on. `official_prediction` is the one copy of the
-official normalization; visionr1.benchmarks imports it.
+official normalization; it lives with the rest of MathVista in visionr1.benchmarks.mathvista.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from visionr1 import grading
+from visionr1.benchmarks.mathvista import official_prediction
 
 REQUIRED = ("answer", "question_type", "answer_type", "response")
 
@@ -52,52 +52,6 @@ def normalize_prediction(extraction: str | None, rec: dict) -> str | None:
     except (ValueError, OverflowError):
         return None
     return extraction
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance (python-Levenshtein's `distance`, which the official scorer uses)."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(cur[j - 1] + 1, prev[j] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def official_prediction(extraction, rec: dict, ignore_empty_extractions: bool = False) -> str | None:
-    """calculate_score.py's normalize_extracted_answer: for multiple choice the letter of "(A) text"
-    or a bare letter names its option, anything else becomes the option nearest by edit distance;
-    int / round(float, precision) / str(list) for free form (None when that fails).
-
-    >>> official_prediction("B", {"choices": ["35°", "145°"], "question_type": "multi_choice",
-    ...     "answer_type": "text", "precision": None}), official_prediction("145 degrees", {"choices": ["35°", "145°"],
-    ...     "question_type": "multi_choice", "answer_type": "text", "precision": None})
-    ('145°', '145°')
-    """
-    choices = rec.get("choices")
-    if rec["question_type"] == "multi_choice":
-        extraction = extraction.strip() if isinstance(extraction, str) else str(extraction)
-        if ignore_empty_extractions and not extraction:
-            return None
-        letter = re.findall(r"\(([a-zA-Z])\)", extraction)  # "(A) text" -> "A"
-        if letter:
-            extraction = letter[0].upper()
-        options = [chr(ord("A") + i) for i in range(len(choices))]
-        if extraction in options:
-            return choices[options.index(extraction)]
-        distances = [edit_distance(extraction, c) for c in choices]
-        return choices[distances.index(min(distances))]
-    try:
-        if rec["answer_type"] == "integer":
-            return str(int(float(extraction)))
-        if rec["answer_type"] == "float":
-            return str(round(float(extraction), int(rec.get("precision"))))
-        if rec["answer_type"] == "list":
-            return str(extraction)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return extraction  # text: compared as is
 
 
 def score_record(rec: dict, official: bool = False) -> dict:
