@@ -94,3 +94,42 @@ def test_notebooks_are_committed_without_outputs():
         cells = json.loads(nb.read_text())["cells"]
         dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
         assert not dirty, f"{nb.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("module,cls,notebook", [("grpo", "GRPOParams", "03_grpo_ptst"), ("sft", "SFTParams", "02_cold_start_sft")])
+def test_stage_settings_are_the_notebook_declarations(module, cls, notebook, tmp_path):
+    """One declaration per knob: the settings dataclass has a field for every knob of the stage's
+    parameters cell, with its type and default, and params_from_values carries every value over."""
+    import dataclasses
+    import importlib
+
+    mod = importlib.import_module(f"visionr1.{module}")
+    settings = getattr(mod, cls)
+    decls = declarations([env.NOTEBOOKS_DIR / f"{notebook}.ipynb"])
+    prefix = settings.PREFIX
+    knobs = {k for k in decls if k.startswith(prefix)} - set(settings.NOTEBOOK_ONLY)
+    assert set(settings.NOTEBOOK_ONLY) <= set(decls), "NOTEBOOK_ONLY names a key the notebook does not declare"
+    by_key = {f.metadata["key"]: f for f in dataclasses.fields(settings) if "key" in f.metadata}
+    assert set(by_key) == knobs
+    resolved = {"model", "data", "output_dir", "method", "system_prompt", "deepspeed"}
+    for key, f in by_key.items():
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        # a field of the subclass with the same name would shadow the declaration: refused
+        assert (f.name in resolved) or default == decls[key].default, f"{cls}.{f.name} drifted from {key}"
+    # params_from_values: every knob's value arrives in its field (numbers changed from the default)
+    run = tmp_path / "nano"
+    (run / "02_cold_start_sft" / "final").mkdir(parents=True)
+    (run / "02_cold_start_sft" / "final" / "config.json").write_text("{}")
+    (run / "00_data").mkdir()
+    (run / "00_data" / "metrics.json").write_text(json.dumps({"base_model_path": str(run / "base")}))
+    values = {k: d.default for k, d in decls.items()} | {"output_root": str(tmp_path), "run_name": "nano"}
+    for key, f in by_key.items():
+        d = decls[key].default
+        if isinstance(d, bool):
+            values[key] = not d
+        elif isinstance(d, (int, float)) and key not in ("rl_batch_size",):
+            values[key] = d + 2
+    p = mod.params_from_values(values)
+    for key, f in by_key.items():
+        if f.name not in resolved:
+            assert getattr(p, f.name) == values[key], f"{key} does not reach {cls}.{f.name}"
