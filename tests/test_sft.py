@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 from fixtures_released import THINK_3, THINK_A, THINK_B, write_sharegpt_fixture
 
-from visionr1 import nano_task, sft, tiny_model
+from visionr1 import nano_task, preflight, sft, tiny_model
 
 
 def digest(model) -> str:
@@ -82,21 +83,19 @@ def test_preflight_names_the_over_long_sample(released, tiny_model_dir, tmp_path
                                                              {"role": "assistant", "content": "Wait, " * 2000}]}]
     data.write_text("\n".join(json.dumps(r) for r in rows))
     p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "o"), cutoff_len=512)
-    rep = sft.preflight(p, gpu_gib=None, n_gpus=1, zero_stage=0)
+    rep = preflight.sft_data(p, gpu_gib=None, n_gpus=1, zero_stage=0)
     assert rep["over_cutoff"] == 1 and "too-long" in rep["problems"][0]
     # the memory estimate fails clearly when the model cannot fit
-    rep = sft.preflight(p, gpu_gib=0.001, n_gpus=1, zero_stage=0)
+    rep = preflight.sft_data(p, gpu_gib=0.001, n_gpus=1, zero_stage=0)
     assert any("GiB per GPU" in x for x in rep["problems"])
 
 
 def test_memory_estimate_for_7b_matches_known_setups():
-    seven_b = 8.3e9
-    full = sft.estimate_memory_gib(seven_b, "full", zero_stage=3, n_gpus=8, batch=1, seq_len=16384,
-                                   hidden=3584, layers=28, gradient_checkpointing=True)
-    single = sft.estimate_memory_gib(seven_b, "full", zero_stage=0, n_gpus=1, batch=1, seq_len=16384,
-                                     hidden=3584, layers=28, gradient_checkpointing=True)
-    lora = sft.estimate_memory_gib(seven_b, "lora", zero_stage=0, n_gpus=1, batch=1, seq_len=4096,
-                                   hidden=3584, layers=28, gradient_checkpointing=True)
+    seven_b = preflight.QWEN25_VL["7B"]
+    setup = preflight.Setup(method="full", n_gpus=8, zero=3, offload=False, batch=1, seq=16384, gradient_checkpointing=True)
+    full = preflight.estimate_gib(seven_b, setup)
+    single = preflight.estimate_gib(seven_b, replace(setup, n_gpus=1, zero=0))
+    lora = preflight.estimate_gib(seven_b, replace(setup, method="lora", n_gpus=1, zero=0, seq=4096))
     assert full["total"] < 80 < single["total"]  # ZeRO-3 on 8x80GB fits; one GPU does not
     assert lora["total"] < 40  # LoRA on one GPU fits
 

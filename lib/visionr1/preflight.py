@@ -9,9 +9,9 @@ from stated assumptions (the cutoff for SFT; for RL the largest image at `rl_max
 1,024 text tokens plus the stage's completion length). Exit 0: everything fits every size asked
 for; 1: something does not (the stage and the shortfall are named); 2: unusable input.
 
-The memory model (weights, gradients, Adam, activations, KV cache, a reference copy) is the same
-arithmetic as `sft.estimate_memory_gib`, extended to RL; bench/gpu_check.py measures peaks on a
-GPU to check it against (docs/platform.md "GPU").
+The memory model (weights, gradients, Adam, activations, KV cache, a reference copy) is
+`estimate_gib`, the one used by 02's own pre-flight too (`sft_data`: every sample's tokens against
+the cutoff); bench/gpu_check.py measures peaks on a GPU to check it against.
 """
 
 from __future__ import annotations
@@ -173,13 +173,50 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     return out
 
 
+def sft_data(p, gpu_gib: float | None, n_gpus: int, zero_stage: int, offload: bool = False) -> dict:
+    """02's pre-flight for SFTParams `p`: every sample's image + text tokens against the cutoff and
+    the model's maximum, and the memory estimate at the longest sample; `problems` lists what would
+    go wrong (an OOM, or samples dropped hours later) instead of raising."""
+    from visionr1 import sft, tiny_model, training
+
+    name, arch = architecture(p.model)
+    processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
+    max_pos = arch.max_position_embeddings
+    rows = sft.load_rows(p.data, p.datasets)
+    over, lengths = [], []
+    for row in rows:
+        where = row.get("source") or row.get("id", "?")
+        for sample in sft.split_turns(training.to_multimodal(row["messages"], len(row["images"]), where), row["images"]):
+            n = sft.sample_length(processor, sample)
+            lengths.append(n)
+            if n > min(p.cutoff_len, max_pos):
+                over.append((where, n))
+    setup = Setup(method=p.method, n_gpus=n_gpus, zero=zero_stage, offload=offload, batch=p.batch_size,
+                  seq=min(max(lengths), p.cutoff_len), gradient_checkpointing=p.gradient_checkpointing, bf16=p.bf16)
+    mem = estimate_gib(arch, setup)
+    report = {"samples": len(rows), "tokens_max": max(lengths), "tokens_mean": round(sum(lengths) / len(lengths), 1),
+              "cutoff_len": p.cutoff_len, "model_max_positions": max_pos, "over_cutoff": len(over),
+              "over_cutoff_examples": over[:10], "params": n_params(arch), "memory_gib": mem, "gpu_gib": gpu_gib}
+    problems = []
+    if p.cutoff_len > max_pos:
+        problems.append(f"cutoff_len {p.cutoff_len} exceeds the model's max_position_embeddings {max_pos}")
+    if over:
+        problems.append(f"{len(over)} of {len(rows)} samples exceed {min(p.cutoff_len, max_pos)} tokens "
+                        f"(they would be dropped), e.g. " + ", ".join(f"{w}: {n}" for w, n in over[:5]))
+    if gpu_gib is not None and not fits(mem, gpu_gib)[0]:
+        problems.append(f"estimated {mem['total']} GiB per GPU > {gpu_gib} GiB available ({p.method}, ZeRO-{zero_stage}, "
+                        f"{n_gpus} GPUs, batch {p.batch_size}); try ZeRO-3, CPU offload, LoRA or gradient checkpointing")
+    report["problems"] = problems
+    return report
+
+
 def sft_data_lengths(v: dict, setup: Setup) -> tuple[Setup, str]:
     """02's setup with the longest local SFT sample (02's own pre-flight) instead of the cutoff,
     when the data and the model's processor are on disk; else the cutoff, said so."""
     from visionr1 import sft
 
     try:
-        rep = sft.preflight(sft.params_from_values(v), None, setup.n_gpus, setup.zero, setup.offload)
+        rep = sft_data(sft.params_from_values(v), None, setup.n_gpus, setup.zero, setup.offload)
     except (OSError, ValueError, KeyError) as e:  # no local data or model yet: the stated assumption
         return setup, f"02: every sample assumed at the cutoff ({setup.seq} tokens): {type(e).__name__}: {e}"[:300]
     return replace(setup, seq=min(setup.seq, rep["tokens_max"])), \
