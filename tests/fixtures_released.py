@@ -3,7 +3,7 @@
 Each writer builds a folder under ``root`` and returns it. ``with_problems=True``
 adds the bad rows listed in the docstrings; the row numbers there are what the
 tests assert. Images are 28x28 coloured squares. The files are written with plain
-pyarrow/json (not with visionr1.loaders) so the fixtures do not depend on the code
+pyarrow/json (not with visionr1.released_data) so the fixtures do not depend on the code
 under test.
 """
 

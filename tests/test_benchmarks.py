@@ -17,7 +17,7 @@ from PIL import Image
 from visionr1 import benchmarks as bm
 from visionr1 import nano_task, scoring
 from visionr1.benchmarks import common, dynamath, llm_judge, mathverse, mathvista, mmmath
-from visionr1.loaders import DataError, DataWarning
+from visionr1.reader import DataError, DataWarning
 
 
 def png(color: str = "red", size=(8, 6), fmt: str = "PNG") -> bytes:

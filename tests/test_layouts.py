@@ -25,8 +25,8 @@ from fixtures_layouts import (
 )
 
 from visionr1 import benchmarks as bm
-from visionr1 import data_stage, loaders, sft
-from visionr1.loaders import DataError, DataWarning
+from visionr1 import data_stage, released_data, sft
+from visionr1.reader import DataError, DataWarning
 
 
 def check(path: Path, capsys, *args: str) -> tuple[int, str]:
@@ -40,7 +40,7 @@ def check(path: Path, capsys, *args: str) -> tuple[int, str]:
 # ---------------------------------------------------------------------------------------------
 def test_rl_converter_layout_loads_and_is_checked(tmp_path, capsys):
     root = write_rl_converter_layout(tmp_path / "Vision-R1-rl")
-    train = loaders.load_geometry3k(root, "train")
+    train = released_data.load_geometry3k(root, "train")
     assert [r["answer"] for r in train] == ["11", "3", "24"] and train[0]["images"][0].size == (28, 28)
     assert [r["source"] for r in train][:1] == ["default/train/0000.parquet:0"]
     out = data_stage.load_released(str(root), None, [], 0.01)
@@ -94,7 +94,7 @@ def test_sft_load_rows_reads_a_json_array_file(tmp_path):
 def test_cold_without_dataset_info_assumes_the_readme_entries(tmp_path, capsys):
     cold = write_cold_without_info(tmp_path / "Vision-R1-cold")
     with pytest.warns(DataWarning, match="assumed the Vision-R1 README's entries"):
-        recs = loaders.load_sharegpt(cold, LLAVA)
+        recs = released_data.load_sharegpt(cold, LLAVA)
     assert len(recs) == 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

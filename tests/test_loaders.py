@@ -1,4 +1,6 @@
-"""Tests for visionr1.loaders: released Vision-R1 data formats and the data checker (docs/recipe.md §2)."""
+"""Tests for the data loaders: the reader (visionr1.reader), the released Vision-R1 data formats
+(visionr1.released_data), the data checker (visionr1.data_stage) and the old import path
+visionr1.loaders that re-exports them (docs/recipe.md §2)."""
 
 from __future__ import annotations
 
@@ -17,17 +19,14 @@ from fixtures_released import (
     write_geometry3k_fixture,
     write_sharegpt_fixture,
 )
-from visionr1.loaders import (
-    DataError,
-    DataWarning,
+from visionr1 import data_stage, loaders, reader, released_data
+from visionr1.data_stage import check_dataset_dir, format_check_report, main_data_check
+from visionr1.reader import DataError, DataWarning, LoadReport, decode_image, find_image, find_parquet_files, iter_rows
+from visionr1.released_data import (
     SharegptSpec,
-    check_dataset_dir,
-    find_parquet_files,
-    format_check_report,
     load_dataset_info,
     load_geometry3k,
     load_sharegpt,
-    main_data_check,
     parse_sharegpt_row,
     write_geometry3k_parquet,
 )
@@ -440,8 +439,6 @@ def test_main_data_check_max_problems(dirs, capsys) -> None:
     ],
 )
 def test_iter_rows(tmp_path: Path, name: str, text: str, keyed: bool, rows: list, problem: str | None) -> None:
-    from visionr1.loaders import LoadReport, iter_rows
-
     (tmp_path / name).write_text(text)
     report = LoadReport()
     assert [row for _, row in iter_rows(tmp_path / name, name, report, keyed=keyed)] == rows
@@ -453,8 +450,6 @@ def test_iter_rows(tmp_path: Path, name: str, text: str, keyed: bool, rows: list
 def test_find_image_encodings(tmp_path: Path) -> None:
     import base64
 
-    from visionr1.loaders import decode_image, find_image
-
     png = Image.new("RGB", (3, 2), "red")
     png.save(tmp_path / "a.png")
     data = (tmp_path / "a.png").read_bytes()
@@ -464,3 +459,22 @@ def test_find_image_encodings(tmp_path: Path) -> None:
         assert reason == "" and decode_image(source).size == (3, 2), cell
     assert find_image("b.png", [tmp_path])[1] == "missing_image"
     assert find_image(3, [tmp_path])[1] == "wrong_type"
+
+
+# names visionr1.loaders held before it was split, each the object of the module that now holds it
+OLD_LOADERS_NAMES = {
+    reader: ["BAD_ROW", "DATA_SUFFIXES", "DEFAULT_MAX_BAD_FRACTION", "KEY_FIELD", "PARQUET_LAYOUTS", "PROBLEM_KINDS",
+             "DataError", "DataProblem", "DataWarning", "ImageSource", "LoadReport", "Records", "decode_image",
+             "find_image", "find_parquet_files", "image_problem", "iter_rows", "open_image", "verify_image_file"],
+    released_data: ["ASSUMED_INFO_NOTE", "DATASET_INFO", "GEOMETRY3K_COLUMNS", "IMAGE_TAG", "RELEASED_COLD_ENTRIES",
+                    "SharegptSpec", "assumed_dataset_info", "load_dataset_info", "load_geometry3k", "load_sharegpt",
+                    "load_sharegpt_file", "parse_sharegpt_row", "sharegpt_entry_for_file", "write_geometry3k_parquet"],
+    data_stage: ["check_dataset_dir", "format_check_report", "main_data_check"],
+}
+
+
+def test_loaders_keeps_its_old_names() -> None:
+    for home, names in OLD_LOADERS_NAMES.items():
+        for name in names:
+            assert getattr(loaders, name) is getattr(home, name), f"loaders.{name} is not {home.__name__}.{name}"
+    assert sorted(loaders.__all__) == sorted(n for names in OLD_LOADERS_NAMES.values() for n in names)

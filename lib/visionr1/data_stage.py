@@ -2,7 +2,8 @@
 data, describe them, and produce the base model's direct-answer figures.
 
 `find_datasets` / `main_data_check` are `python -m visionr1 data check PATH`: every dataset beneath
-PATH, each loaded by the code its stage uses, so a clean check means the stage will load it.
+PATH, each loaded by the code its stage uses, so a clean check means the stage will load it;
+`check_dataset_dir` gives the same check as one LoadReport and `format_check_report` prints it.
 
 Files written under outputs/<run>/00_data/ (the contract later stages read):
   test.jsonl                 nano test split (one Sample record per line, scene included)
@@ -17,14 +18,14 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from visionr1 import loaders, nano_task
+from visionr1 import nano_task, reader, released_data
 
 
 def build_nano_sets(out_dir: Path, seed: int, n_test: int, n_cold_start: int, n_rl: int,
@@ -33,7 +34,7 @@ def build_nano_sets(out_dir: Path, seed: int, n_test: int, n_cold_start: int, n_
     sets = nano_task.build_splits(seed, n_test, n_cold_start, n_rl, 0, grid, mc_fraction)
     paths = {
         "test": str(nano_task.write_jsonl(sets["test"], out_dir / "test.jsonl")),
-        "rl": str(loaders.write_geometry3k_parquet(nano_task.geometry3k_records(sets["rl"]),
+        "rl": str(released_data.write_geometry3k_parquet(nano_task.geometry3k_records(sets["rl"]),
                                                    out_dir / "rl" / "train.parquet")),
         "cold_start_source": str(nano_task.write_cold_start_source(sets["cold_start"],
                                                                    out_dir / "cold_start_source")),
@@ -53,18 +54,18 @@ def load_released(rl_data_dir: str | None, cold_data_dir: str | None, cold_datas
     """
     out: dict = {"records": {}, "stats": {}, "problems": {}}
     if rl_data_dir:
-        splits = [split for split in RL_SPLITS if loaders.find_parquet_files(rl_data_dir, split)]
+        splits = [split for split in RL_SPLITS if reader.find_parquet_files(rl_data_dir, split)]
         if not splits:
             _no_rl_splits(Path(rl_data_dir))
         for split in splits:
-            recs = loaders.load_geometry3k(rl_data_dir, split, max_bad_fraction=max_bad_fraction)
+            recs = released_data.load_geometry3k(rl_data_dir, split, max_bad_fraction=max_bad_fraction)
             out["records"][f"rl_{split}"] = recs
             out["stats"][f"rl_{split}"] = {"rows": len(recs), "bad_rows": recs.report.bad_rows,
                                           "images": sum(len(r["images"]) for r in recs)}
             out["problems"][f"rl_{split}"] = [str(p) for p in recs.report.problems]
     if cold_data_dir:
         for name in cold_datasets:
-            recs = loaders.load_sharegpt(cold_data_dir, name, max_bad_fraction=max_bad_fraction)
+            recs = released_data.load_sharegpt(cold_data_dir, name, max_bad_fraction=max_bad_fraction)
             out["records"][name] = recs
             out["stats"][name] = {"rows": len(recs), "bad_rows": recs.report.bad_rows,
                                   "images": sum(len(r["images"]) for r in recs)}
@@ -82,9 +83,9 @@ def _no_rl_splits(root: Path) -> None:
     if not root.exists():
         raise FileNotFoundError(f"rl_data_dir {root} does not exist")
     present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))[:20] if root.is_dir() else []
-    raise loaders.DataError(
+    raise reader.DataError(
         f"rl_data_dir {root} holds no {'/'.join(RL_SPLITS)} split (looked for "
-        f"{', '.join(p.format(split='train') for p in loaders.PARQUET_LAYOUTS)}, <config>/train/*.parquet and the "
+        f"{', '.join(p.format(split='train') for p in reader.PARQUET_LAYOUTS)}, <config>/train/*.parquet and the "
         f"same for test); parquet files present: {present or 'none'}. "
         f"`python -m visionr1 data check {root}` lists the datasets beneath it.")
 
@@ -124,7 +125,7 @@ _BENCHMARK_KEYS = (
      ("answer_type" in k and "subject" in k and ("knowledge_level" in k or "level" in k))),
     ("mmmath", lambda k: "solution" in k and "file_name" in k),
     ("mathvista", lambda k: "question_type" in k and "answer_type" in k and ("pid" in k or "query" in k or "index" in k
-                                                                          or loaders.KEY_FIELD in k)),
+                                                                          or reader.KEY_FIELD in k)),
 )
 # files that sit beside benchmark questions but are not datasets, and why
 _NOT_DATASETS = {
@@ -143,20 +144,20 @@ class Check:
     load: Callable[[], list]        # the stage's own loader call, returning Records
     note: str = ""                  # an assumption made (README entries, ...)
     error: str | None = None        # the loader's error, when it raised
-    report: loaders.LoadReport | None = None
+    report: reader.LoadReport | None = None
 
     def run(self) -> Check:
         if self.error is not None:  # found unusable without loading
             return self
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", loaders.DataWarning)
+            warnings.simplefilter("ignore", reader.DataWarning)
             try:
                 records = self.load()
                 self.report = records.report
                 sources = sorted({getattr(r, "meta", {}).get("prompt_source", "") for r in records} - {""})
                 if sources:  # benchmark items: where their prompts came from
                     self.note = "prompts from " + ", ".join(sources[:3]) + (" ..." if len(sources) > 3 else "")
-            except loaders.DataError as exc:
+            except reader.DataError as exc:
                 self.error, self.report = str(exc), exc.report
             except (FileNotFoundError, ValueError) as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -181,7 +182,7 @@ def _first_row_keys(path: Path) -> set[str] | None:
             return set(pq.read_schema(path).names)
         except (pa.ArrowException, OSError):
             return None
-    for _, row in loaders.iter_rows(path, path.name, loaders.LoadReport()):
+    for _, row in reader.iter_rows(path, path.name, reader.LoadReport()):
         return set(row) if isinstance(row, dict) else None
     return None
 
@@ -199,12 +200,12 @@ def _rl_split_of(path: Path, top: Path) -> tuple[Path, str] | None:
     roots = [r for r in path.parents[:3][::-1] if r == top or top in r.parents]
     for split in splits:  # train/test first: "extra/train.parquet" is split train of extra/, not split extra
         for root in roots:
-            if path in loaders.find_parquet_files(root, split):
+            if path in reader.find_parquet_files(root, split):
                 return root, split
     return None
 
 
-def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT_MAX_BAD_FRACTION,
+def find_datasets(path: str | Path, *, max_bad_fraction: float = reader.DEFAULT_MAX_BAD_FRACTION,
                   names: list[str] | None = None) -> tuple[list[Check], list[tuple[str, str]]]:
     """Every dataset beneath `path` (a file or a folder), unchecked, and the files skipped with why.
 
@@ -216,7 +217,7 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
     from visionr1 import benchmarks
 
     top = Path(path)
-    if top.name == loaders.DATASET_INFO:
+    if top.name == released_data.DATASET_INFO:
         top = top.parent
     if not top.exists():
         raise FileNotFoundError(f"{top} does not exist")
@@ -227,34 +228,36 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
         for folder, subdirs, filenames in os.walk(top):
             subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_DIRS and not d.startswith("."))
             here = Path(folder)
-            files += [here / f for f in sorted(filenames) if Path(f).suffix in loaders.DATA_SUFFIXES]
-            if loaders.DATASET_INFO in filenames or loaders.assumed_dataset_info(here):
+            files += [here / f for f in sorted(filenames) if Path(f).suffix in reader.DATA_SUFFIXES]
+            if released_data.DATASET_INFO in filenames or released_data.assumed_dataset_info(here):
                 info_dirs.append(here)
     checks: list[Check] = []
     skipped: list[tuple[str, str]] = []
     claimed: set[Path] = set()
     verify = dict(max_bad_fraction=max_bad_fraction, verify_images=True)
     for folder in info_dirs:  # Vision-R1-cold: as load_released reads cold_data_dir
-        has_info = (folder / loaders.DATASET_INFO).is_file()
-        claimed.add(folder / loaders.DATASET_INFO)
+        has_info = (folder / released_data.DATASET_INFO).is_file()
+        claimed.add(folder / released_data.DATASET_INFO)
         try:
-            info = loaders.load_dataset_info(folder) if has_info else loaders.assumed_dataset_info(folder)
-        except loaders.DataError as exc:
-            bad = loaders.LoadReport(root=str(folder))
-            bad.add(loaders.DATASET_INFO, None, "invalid_json", str(exc))
-            checks.append(Check(f"Vision-R1-cold {loaders.DATASET_INFO}", folder, lambda: [], error=str(exc), report=bad))
+            info = released_data.load_dataset_info(folder) if has_info else released_data.assumed_dataset_info(folder)
+        except reader.DataError as exc:
+            bad = reader.LoadReport(root=str(folder))
+            bad.add(released_data.DATASET_INFO, None, "invalid_json", str(exc))
+            checks.append(Check(f"Vision-R1-cold {released_data.DATASET_INFO}", folder, lambda: [], error=str(exc),
+                                report=bad))
             continue
         unknown = [n for n in names or () if n not in info]
         if unknown:
-            raise loaders.DataError(f"no entries {unknown} in {folder / loaders.DATASET_INFO}; entries: {sorted(info)}")
-        note = "" if has_info else loaders.ASSUMED_INFO_NOTE
+            raise reader.DataError(f"no entries {unknown} in {folder / released_data.DATASET_INFO}; "
+                                   f"entries: {sorted(info)}")
+        note = "" if has_info else released_data.ASSUMED_INFO_NOTE
         claimed |= {folder / e["file_name"] for e in info.values() if isinstance(e, dict) and isinstance(e.get("file_name"), str)}
         for name in names or list(info):
             checks.append(Check(f"Vision-R1-cold entry {name!r}", folder,
-                                lambda f=folder, n=name: loaders.load_sharegpt(f, n, **verify), note))
+                                lambda f=folder, n=name: released_data.load_sharegpt(f, n, **verify), note))
     rl_groups: dict[tuple[Path, str], list[Path]] = {}
     for file in files:
-        if file in claimed or file.name == loaders.DATASET_INFO:
+        if file in claimed or file.name == released_data.DATASET_INFO:
             continue
         rel = file.relative_to(top).as_posix() if top.is_dir() else file.name
         if file.name in _NOT_DATASETS or file.name.startswith("annot_"):
@@ -271,14 +274,14 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
             if found is None:
                 checks.append(Check("Vision-R1-rl", file, lambda: [], error=(
                     f"no rl_data_dir and split make the RL loader read this file (layouts: "
-                    f"{', '.join(loaders.PARQUET_LAYOUTS)}, <config>/<split>/*.parquet)")))
+                    f"{', '.join(reader.PARQUET_LAYOUTS)}, <config>/<split>/*.parquet)")))
             else:
                 rl_groups.setdefault(found, []).append(file)
         elif keys and ({"conversations", "messages"} & keys) and top.is_file():
-            checks.append(Check("sharegpt file", file, lambda f=file: loaders.load_sharegpt_file(f, **verify),
-                                loaders.sharegpt_entry_for_file(file)[2]))
+            checks.append(Check("sharegpt file", file, lambda f=file: released_data.load_sharegpt_file(f, **verify),
+                                released_data.sharegpt_entry_for_file(file)[2]))
         elif keys and ({"conversations", "messages"} & keys):
-            skipped.append((rel, f"sharegpt rows, but no {loaders.DATASET_INFO} entry names the file, so 00_data "
+            skipped.append((rel, f"sharegpt rows, but no {released_data.DATASET_INFO} entry names the file, so 00_data "
                                  "does not read it (sft.load_rows reads it given the file path)"))
         else:
             what = f"first row keys {sorted(keys)[:8]}" if keys else "not readable as rows"
@@ -289,8 +292,62 @@ def find_datasets(path: str | Path, *, max_bad_fraction: float = loaders.DEFAULT
             skipped.append((f"{where} split {split!r}", f"00_data reads only the {'/'.join(RL_SPLITS)} splits of rl_data_dir"))
             continue
         checks.append(Check(f"Vision-R1-rl split {split!r}", root,
-                            lambda r=root, s=split: loaders.load_geometry3k(r, s, max_bad_fraction=max_bad_fraction)))
+                            lambda r=root, s=split: released_data.load_geometry3k(
+                                r, s, max_bad_fraction=max_bad_fraction)))
     return checks, skipped
+
+
+def check_dataset_dir(dataset_dir: str | Path, *, names: Sequence[str] | None = None) -> reader.LoadReport:
+    """Every dataset beneath a folder checked as ``data check`` does, opening every image, as one
+    report; never raises for bad rows.
+
+    The datasets are ``find_datasets``'s (dataset_info entries, the released
+    Vision-R1-cold files, each Vision-R1-rl split, benchmark files), each loaded by its stage's
+    loader. Raises FileNotFoundError for a missing folder and DataError for one with no dataset.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist (or is not a folder)")
+    checks, _ = find_datasets(root, max_bad_fraction=1.0, names=list(names) if names else None)
+    if not checks:
+        raise reader.DataError(
+            f"{root} is not a recognized dataset folder: it has no {released_data.DATASET_INFO} "
+            "(LLaMA-Factory sharegpt), no released Vision-R1-cold file, no *.parquet files (geometry3k) and no benchmark file"
+        )
+    report = reader.LoadReport(root=str(root))
+    for check in checks:
+        check.run()
+        if check.report is not None:
+            prefix = reader._rel(check.path, root) if check.path != root and check.path.is_dir() else ""
+            for p in check.report.problems:
+                in_info = p.file.startswith(released_data.DATASET_INFO)  # a dataset_info entry, not a file
+                p_file = f"{prefix}/{p.file}" if prefix and not in_info else p.file
+                report.add(p_file, p.row, p.reason, p.detail)
+            report.rows_total += check.report.rows_total
+            report.rows_ok += check.report.rows_ok
+            report.images_ok += check.report.images_ok
+            report.files.extend(f for f in check.report.files if f not in report.files)
+    return report
+
+
+def format_check_report(report: reader.LoadReport, max_problems: int | None = None) -> str:
+    """Human-readable check result: files, rows, images and every problem (or the first ``max_problems``)."""
+    lines = [
+        f"checked {report.root}",
+        f"files: {len(report.files)}" + (f" ({', '.join(report.files)})" if report.files else ""),
+        f"rows: {report.rows_total} total, {report.rows_ok} ok, {report.bad_rows} bad ({100 * report.bad_fraction:.1f}%)",
+        f"images ok: {report.images_ok}",
+    ]
+    if not report.problems:
+        lines.append("no problems found")
+        return "\n".join(lines)
+    by_reason = ", ".join(f"{reason} {n}" for reason, n in sorted(report.counts().items()))
+    lines.append(f"problems: {len(report.problems)} ({by_reason}); file:row, rows numbered from 0")
+    shown = report.problems if max_problems is None else report.problems[:max_problems]
+    lines += [f"  {p}" for p in shown]
+    if len(shown) < len(report.problems):
+        lines.append(f"  ... and {len(report.problems) - len(shown)} more (raise --max-problems to see them)")
+    return "\n".join(lines)
 
 
 def main_data_check(argv: list[str] | None = None) -> int:
@@ -308,13 +365,13 @@ def main_data_check(argv: list[str] | None = None) -> int:
                     "files) by loading it as the stage that uses it does, opening every image.")
     parser.add_argument("path", type=Path, help="a dataset folder, a folder of datasets, or one data file")
     parser.add_argument("--max-problems", type=int, default=50, help="problems to print (default 50; -1 for all)")
-    parser.add_argument("--max-bad-fraction", type=float, default=loaders.DEFAULT_MAX_BAD_FRACTION,
+    parser.add_argument("--max-bad-fraction", type=float, default=reader.DEFAULT_MAX_BAD_FRACTION,
                         help="the stage's data_max_bad_fraction (a load past it fails)")
     parser.add_argument("--name", action="append", help="check only this dataset_info entry (repeatable)")
     args = parser.parse_args(argv)
     try:
         checks, skipped = find_datasets(args.path, max_bad_fraction=args.max_bad_fraction, names=args.name)
-    except (FileNotFoundError, loaders.DataError) as exc:
+    except (FileNotFoundError, reader.DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not checks:

@@ -2,7 +2,7 @@
 rule-based scorers, aggregation with the paper's sub-scores, and an optional LLM judge.
 
 Nothing is downloaded here. A user fetches each benchmark once and points `load` at the file or
-folder. Files are read by visionr1.loaders (iter_rows, find_image: JSON, JSONL, any Hub parquet
+folder. Files are read by visionr1.reader (iter_rows, find_image: JSON, JSONL, any Hub parquet
 layout, VLMEvalKit TSV with base64 images); each benchmark's module only maps its own schema:
 
   mathvista  AI4Math/MathVista testmini parquet (data/testmini-*.parquet: pid, question, image,
@@ -82,7 +82,7 @@ from visionr1.benchmarks.mathvista import (
     official_mathvista_verdict,
 )
 from visionr1.benchmarks.mmmath import MMMATH_LEVELS, MMMATH_PRECISION, mmmath_extract, mmmath_gold, score_mmmath
-from visionr1.loaders import DEFAULT_MAX_BAD_FRACTION, Records
+from visionr1.reader import DEFAULT_MAX_BAD_FRACTION, Records
 
 BENCHMARKS = ("mathvista", "mathverse", "mmmath", "dynamath", "nano")
 

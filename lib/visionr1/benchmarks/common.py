@@ -2,7 +2,7 @@
 
 `BenchItem` is one question whatever its source format, and `load_image` opens its image.
 `read_items` is the loop that `visionr1.benchmarks.load` runs over a benchmark's files: every
-file is read by visionr1.loaders (iter_rows, find_image: JSON, JSONL, any Hub parquet layout,
+file is read by visionr1.reader (iter_rows, find_image: JSON, JSONL, any Hub parquet layout,
 VLMEvalKit TSV with base64 images), and each benchmark's module only maps its own schema onto
 BenchItem, described by its `FileFormat` (which files to look for, how one row becomes an item,
 what to refuse). The row helpers (`_text`, `_image`, `_literal`, `_precision`, `_BadRow`) and
@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from visionr1.loaders import (
+from visionr1.reader import (
     BAD_ROW,
     DataError,
     LoadReport,
@@ -66,11 +66,11 @@ def load_image(item: BenchItem) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading: every file is read by visionr1.loaders (iter_rows, find_image); each benchmark module
+# Loading: every file is read by visionr1.reader (iter_rows, find_image); each benchmark module
 # only maps its own schema onto BenchItem.
 # ---------------------------------------------------------------------------------------------
 class _BadRow(Exception):
-    """A row cannot become an item; `reason` is a loaders.PROBLEM_KINDS key."""
+    """A row cannot become an item; `reason` is a reader.PROBLEM_KINDS key."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -195,7 +195,7 @@ def _text(rec: dict, key: str, required: bool = True) -> str:
 
 
 def _image(rec: dict, keys: tuple[str, ...], folder: Path, subdirs: tuple[str, ...] = ()) -> tuple[Any, bytes | None]:
-    """(image path, embedded bytes) from the first of `keys` that is set (loaders.find_image reads
+    """(image path, embedded bytes) from the first of `keys` that is set (reader.find_image reads
     it: a {"bytes", "path"} struct, bytes, base64 text or a path relative to `folder` or one of its
     `subdirs`), checked to decode."""
     for key in keys:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from visionr1 import grading
 from visionr1.benchmarks.common import BenchItem, FileFormat, _BadRow, _File, _image, _pct, _text
-from visionr1.loaders import KEY_FIELD
+from visionr1.reader import KEY_FIELD
 
 DYNAMATH_PRECISION = 3  # VLMEvalKit's DynaMath accepts |pred - gold| <= 0.001
 

@@ -14,7 +14,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from visionr1.benchmarks.common import BenchItem, _pct
-from visionr1.loaders import DataWarning
+from visionr1.reader import DataWarning
 
 log = logging.getLogger(__name__)
 

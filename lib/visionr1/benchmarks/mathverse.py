@@ -27,7 +27,7 @@ from visionr1.benchmarks.common import (
     _text,
     testmini_parquet_files,
 )
-from visionr1.loaders import KEY_FIELD, DataError
+from visionr1.reader import KEY_FIELD, DataError
 
 MATHVERSE_VERSIONS = ("Text Dominant", "Text Lite", "Vision Intensive", "Vision Dominant", "Vision Only")
 

@@ -38,7 +38,7 @@ from visionr1.benchmarks.common import (
     _text,
     testmini_parquet_files,
 )
-from visionr1.loaders import KEY_FIELD, DataError
+from visionr1.reader import KEY_FIELD, DataError
 
 # MathVista sub-scores as VLMEvalKit reports them: (name, metadata key, value); skills is a list
 MATHVISTA_SUBSCORES = (("GEO", "skills", "geometry reasoning"), ("ALG", "skills", "algebraic reasoning"),

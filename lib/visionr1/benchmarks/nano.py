@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from visionr1.benchmarks.common import BenchItem
-from visionr1.loaders import DEFAULT_MAX_BAD_FRACTION, DataError, LoadReport, Records
+from visionr1.reader import DEFAULT_MAX_BAD_FRACTION, DataError, LoadReport, Records
 
 
 def load_nano(path: Path, limit: int | None) -> Records:
