@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from visionr1 import nano_task
-from visionr1.openai_teacher import OpenAITeacher
+from visionr1.teachers import OpenAITeacher
 
 FAKE_PATH = Path(__file__).resolve().parents[1] / "tests" / "fake_openai.py"
 

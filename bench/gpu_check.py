@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from visionr1 import grpo, loaders, nano_task, preflight, sft, tiny_model, training
+from visionr1 import grpo, nano_task, preflight, released_data, sft, tiny_model, training
 
 PEAK_BF16_FLOPS = 790e12  # H200 / H100 SXM dense bf16, the MFU denominator
 
@@ -59,7 +59,7 @@ def write_data(d: Path, n: int, image_side: int, answer_words: int) -> tuple[Pat
     sft_data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recs = [{**r, "images": [r["images"][0].resize((image_side, image_side))]}
             for r in nano_task.geometry3k_records(samples)]
-    loaders.write_geometry3k_parquet(recs, d / "rl" / "train.parquet")
+    released_data.write_geometry3k_parquet(recs, d / "rl" / "train.parquet")
     return sft_data, d / "rl"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from visionr1 import grpo, loaders, nano_task, tiny_model
+from visionr1 import grpo, nano_task, released_data, tiny_model
 
 REAL = {  # text (hidden, layers, heads, kv heads, intermediate), vision (depth, hidden, heads, intermediate)
     "3b": dict(text=(2048, 36, 16, 2, 11008), vision=(32, 1280, 16, 3420), vocab=151936, tie=True),
@@ -68,7 +68,7 @@ def main() -> None:
         t0 = time.perf_counter()
         model = a.model or str(build(a.size, tmp / "model"))
         print(f"model {a.size}: built in {time.perf_counter() - t0:.0f} s")
-        loaders.write_geometry3k_parquet(nano_task.geometry3k_records(nano_task.generate(200, 0, "rl")),
+        released_data.write_geometry3k_parquet(nano_task.geometry3k_records(nano_task.generate(200, 0, "rl")),
                                          tmp / "rl" / "train.parquet")
         p = grpo.GRPOParams(model=model, data=str(tmp / "rl"), output_dir=str(tmp / "out"), bf16=gpu,
                             gradient_checkpointing=gpu and a.size in REAL, learning_rate=1e-6, max_pixels=50176,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from visionr1 import cold_start, loaders, nano_task, teachers
+from visionr1 import cold_start, nano_task, released_data, teachers
 
 
 def nano_rows(n=80, seed=0):
@@ -157,7 +157,7 @@ def test_export_loads_back_as_sharegpt(tmp_path):
     cold_start.bridge(rows, oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False, base_dir=src)
     kept, _ = cold_start.filter_records(cold_start.read_raw(tmp_path / "raw.jsonl"))
     exp = cold_start.export(kept, tmp_path / "cold", image_root=src)
-    back = loaders.load_sharegpt(tmp_path / "cold", "vision_r1_cold_nano", verify_images=True)
+    back = released_data.load_sharegpt(tmp_path / "cold", "vision_r1_cold_nano", verify_images=True)
     assert len(back) == len(kept) == 12 and back.report.bad_rows == 0
     assert back[0]["messages"][0]["content"].startswith("<image>")
     sft = [json.loads(x) for x in open(exp["sft_rows"])]

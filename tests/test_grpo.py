@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from visionr1 import checkpoints, compat, grading, grpo, loaders, nano_task, rewards, tiny_model
+from visionr1 import checkpoints, compat, grading, grpo, nano_task, released_data, rewards, tiny_model
 
 SPREAD_REWARD = """
 from visionr1 import rewards
@@ -31,7 +31,7 @@ rewards.REWARD_SETS["spread"] = [(spread_reward, 1.0)]
 def rl_data(tmp_path_factory):
     d = tmp_path_factory.mktemp("rl")
     samples = nano_task.generate(24, seed=3, split="rl")
-    loaders.write_geometry3k_parquet(nano_task.geometry3k_records(samples), d / "train.parquet")
+    released_data.write_geometry3k_parquet(nano_task.geometry3k_records(samples), d / "train.parquet")
     return d
 
 

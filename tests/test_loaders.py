@@ -1,6 +1,5 @@
 """Tests for the data loaders: the reader (visionr1.reader), the released Vision-R1 data formats
-(visionr1.released_data), the data checker (visionr1.data_stage) and the old import path
-visionr1.loaders that re-exports them (docs/recipe.md §2)."""
+(visionr1.released_data), the data checker (visionr1.data_stage) (docs/recipe.md §2)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from fixtures_released import (
     write_geometry3k_fixture,
     write_sharegpt_fixture,
 )
-from visionr1 import data_stage, loaders, reader, released_data
 from visionr1.data_stage import check_dataset_dir, format_check_report, main_data_check
 from visionr1.reader import DataError, DataWarning, LoadReport, decode_image, find_image, find_parquet_files, iter_rows
 from visionr1.released_data import (
@@ -459,22 +457,3 @@ def test_find_image_encodings(tmp_path: Path) -> None:
         assert reason == "" and decode_image(source).size == (3, 2), cell
     assert find_image("b.png", [tmp_path])[1] == "missing_image"
     assert find_image(3, [tmp_path])[1] == "wrong_type"
-
-
-# names visionr1.loaders held before it was split, each the object of the module that now holds it
-OLD_LOADERS_NAMES = {
-    reader: ["BAD_ROW", "DATA_SUFFIXES", "DEFAULT_MAX_BAD_FRACTION", "KEY_FIELD", "PARQUET_LAYOUTS", "PROBLEM_KINDS",
-             "DataError", "DataProblem", "DataWarning", "ImageSource", "LoadReport", "Records", "decode_image",
-             "find_image", "find_parquet_files", "image_problem", "iter_rows", "open_image", "verify_image_file"],
-    released_data: ["ASSUMED_INFO_NOTE", "DATASET_INFO", "GEOMETRY3K_COLUMNS", "IMAGE_TAG", "RELEASED_COLD_ENTRIES",
-                    "SharegptSpec", "assumed_dataset_info", "load_dataset_info", "load_geometry3k", "load_sharegpt",
-                    "load_sharegpt_file", "parse_sharegpt_row", "sharegpt_entry_for_file", "write_geometry3k_parquet"],
-    data_stage: ["check_dataset_dir", "format_check_report", "main_data_check"],
-}
-
-
-def test_loaders_keeps_its_old_names() -> None:
-    for home, names in OLD_LOADERS_NAMES.items():
-        for name in names:
-            assert getattr(loaders, name) is getattr(home, name), f"loaders.{name} is not {home.__name__}.{name}"
-    assert sorted(loaders.__all__) == sorted(n for names in OLD_LOADERS_NAMES.values() for n in names)

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from visionr1 import loaders, nano_task
+from visionr1 import nano_task, released_data
 from visionr1.nano_task import Scene
 
 
@@ -96,8 +96,8 @@ def test_chance_accuracy_is_majority_answer_per_type():
 
 def test_rl_set_round_trips_in_geometry3k_schema(tmp_path, splits):
     recs = nano_task.geometry3k_records(splits["rl"][:20])
-    path = loaders.write_geometry3k_parquet(recs, tmp_path / "rl" / "train.parquet")
-    back = loaders.load_geometry3k(path.parent, "train")
+    path = released_data.write_geometry3k_parquet(recs, tmp_path / "rl" / "train.parquet")
+    back = released_data.load_geometry3k(path.parent, "train")
     assert [r["problem"] for r in back] == [r["problem"] for r in recs]
     assert all(r["problem"].startswith("<image>") for r in back)
     assert back[0]["images"][0].tobytes() == recs[0]["images"][0].tobytes()

@@ -17,7 +17,6 @@ import pytest
 from fake_openai import FakeOpenAI
 from PIL import Image
 
-from visionr1 import openai_teacher
 from visionr1.teachers import OpenAITeacher, make_teacher
 
 
@@ -115,7 +114,6 @@ def test_api_key(monkeypatch):
 def test_make_teacher_builds_it_from_params():
     t = make_teacher("openai", base_url="http://127.0.0.1:9/v1", model="m", concurrency=4, wrong_rate=0.2, seed=0)
     assert isinstance(t, OpenAITeacher) and t.concurrency == 4 and t.name == "openai"
-    assert openai_teacher.OpenAITeacher is OpenAITeacher  # the old import path (bench/cold_start_http.py)
 
 
 def test_concurrent_calls_share_one_teacher():

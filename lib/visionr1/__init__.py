@@ -1,13 +1,16 @@
-"""Vision-R1 workbench: the package the stage notebooks import.
+"""Vision-R1 workbench: the package the stage notebooks import (docs/architecture.md has a table
+of every module, which stage uses it, and how data flows from stage to stage).
 
-One concept per module:
-  params      YAML params files, composed and checked against the notebooks' parameters cells
-  runner      runs the stage notebooks with papermill into outputs/<run>/
-  env         keeps caches (HF, W&B, Jupyter, matplotlib) inside the project
-  tiny_model  random-init Qwen2.5-VL with a locally trained tokenizer (offline)
-  nano_task   the synthetic visual-math task (RL set, cold-start source set, test split)
-  nano_base   the nano stand-in for an instruct model: short caption/direct-answer pretraining
-  loaders     Vision-R1-rl (geometry3k parquet) and sharegpt/LLaMA-Factory datasets
+Finding a concept by its name:
+  params, validate    the params files and their checks; runner: the stages with papermill
+  models              model references (base, ci, rl, <run>:ref) -> paths
+  nano_task, nano_base, tiny_model   the nano task, its base model, tiny Qwen2.5-VL built offline
+  reader, released_data, data_stage  the one file reader; Vision-R1-rl/-cold formats; 00 and `data check`
+  teachers, cold_start, prompts/     modality bridging (01)
+  training, sft, grpo, rewards       SFT (02), GRPO under PTST with HFRRF (03); compat: pinned-library workarounds
+  grading, scoring, benchmarks/      answer grading; the benchmarks, one module each (04)
+  backends, evaluate, generation     HF / vLLM / OpenAI-compatible generation; 04's evaluation
+  curves, plots       figures (05)
 """
 
 __version__ = "0.1.0"

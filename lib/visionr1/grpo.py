@@ -106,17 +106,17 @@ def check_stages(stages: list[dict]) -> None:
 # ---------------------------------------------------------------------------------------------
 def load_rows(data: str | Path, max_samples: int | None = None, system_prompt: str | None = None) -> list[dict]:
     """TRL GRPO rows {id, images: [PIL], prompt: [messages], answer, choices} from Vision-R1-rl style
-    parquet (read with visionr1.loaders: bad rows are reported by file:row)."""
-    from visionr1 import loaders
+    parquet (read with visionr1.released_data: bad rows are reported by file:row)."""
+    from visionr1 import released_data
 
     data = Path(data)
     if data.is_file():
-        recs = loaders.load_geometry3k(data.parent, split=data.stem)
+        recs = released_data.load_geometry3k(data.parent, split=data.stem)
     else:
-        recs = loaders.load_geometry3k(data, split="train")
+        recs = released_data.load_geometry3k(data, split="train")
     rows = []
     for r in recs[:max_samples] if max_samples else recs:
-        problem = r["problem"] if loaders.IMAGE_TAG in r["problem"] else loaders.IMAGE_TAG + r["problem"]
+        problem = r["problem"] if released_data.IMAGE_TAG in r["problem"] else released_data.IMAGE_TAG + r["problem"]
         msgs = training.to_multimodal([{"role": "user", "content": problem}], len(r["images"]), r["source"])
         if system_prompt:
             msgs.insert(0, {"role": "system", "content": [{"type": "text", "text": system_prompt}]})

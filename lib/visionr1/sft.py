@@ -2,7 +2,7 @@
 
 Data: the set 01_cold_start_data exported (`cold/sft.jsonl`), or a LLaMA-Factory folder such as the
 released Vision-R1-cold (both sharegpt dialects, images by relative path, `<image>` anywhere in a
-turn), read with visionr1.loaders. Loss on assistant tokens only: each assistant turn becomes a
+turn), read with visionr1.released_data. Loss on assistant tokens only: each assistant turn becomes a
 prompt/completion sample (`split_turns`). Images are resized by the processor within min/max pixels. A sample whose
 image + text tokens exceed the cutoff is dropped and counted, never cut off (a cut CoT would teach
 the model to stop before its answer).
@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from visionr1 import checkpoints, compat, dist, loaders, models, params, tiny_model
+from visionr1 import checkpoints, compat, dist, models, params, released_data, tiny_model
 from visionr1.training import LORA_TARGETS, MetricsJsonl, deepspeed_config, merge_adapter, to_multimodal
 
 
@@ -63,16 +63,16 @@ class SFTParams(params.declared("02_cold_start_sft", "sft_", NOTEBOOK_ONLY)):
 # ---------------------------------------------------------------------------------------------
 def load_rows(data: str | Path, datasets: list[str] | None = None, max_bad_fraction: float = 0.01) -> list[dict]:
     """Rows {id, images: [path], messages: [{role, content}]} from sft.jsonl, a sharegpt folder, or one
-    sharegpt file (.json array or .parquet, e.g. vision_r1_llava_cot_full.json: loaders.load_sharegpt_file)."""
+    sharegpt file (.json array or .parquet, e.g. vision_r1_llava_cot_full.json: released_data.load_sharegpt_file)."""
     data = Path(data)
     if data.is_file() and data.suffix in (".json", ".parquet"):
-        return list(loaders.load_sharegpt_file(data, max_bad_fraction=max_bad_fraction))
+        return list(released_data.load_sharegpt_file(data, max_bad_fraction=max_bad_fraction))
     if data.is_dir():
-        info = loaders.load_dataset_info(data)
+        info = released_data.load_dataset_info(data)
         names = datasets or list(info)
         rows = []
         for name in names:
-            rows += list(loaders.load_sharegpt(data, name, max_bad_fraction=max_bad_fraction))
+            rows += list(released_data.load_sharegpt(data, name, max_bad_fraction=max_bad_fraction))
         return rows
     if not data.is_file():
         raise FileNotFoundError(f"SFT data not found: {data}")

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from visionr1 import loaders, tiny_model
+from visionr1 import released_data, tiny_model
 
 
 def to_multimodal(messages: list[dict], n_images: int, where: str) -> list[dict]:
@@ -20,7 +20,7 @@ def to_multimodal(messages: list[dict], n_images: int, where: str) -> list[dict]
     for m in messages:
         text = m["content"]
         parts = []
-        pieces = text.split(loaders.IMAGE_TAG)
+        pieces = text.split(released_data.IMAGE_TAG)
         for i, piece in enumerate(pieces):
             if i > 0:
                 parts.append({"type": "image"})
