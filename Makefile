@@ -26,5 +26,5 @@ test-fast: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m visionr1 lab
 
-clean-outputs:
-	rm -rf outputs/*
+clean-outputs:  # everything but outputs/README.md
+	find outputs -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

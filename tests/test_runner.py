@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -191,3 +192,11 @@ def test_closing_summary_lists_05s_pngs_when_metrics_name_none(tmp_path):
     (d / "metrics.json").write_text("{}")  # a 05 run from before metrics.json named its figures
     (d / "overthinking.png").write_bytes(b"png")
     assert runner.summarize(tmp_path / "run", ["05_curves"]).splitlines()[-1].endswith("/05_curves/: overthinking.png")
+
+
+def test_headless_kernels_get_text_progress_bars():
+    # the runner's papermill kernels: tqdm.auto would draw ipywidgets nobody sees in a terminal log
+    code = "import visionr1, tqdm.auto, tqdm.std; print(tqdm.auto.tqdm is tqdm.std.tqdm)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "VISIONR1_HEADLESS": "1"})
+    assert out.stdout.strip() == "True"

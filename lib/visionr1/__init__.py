@@ -13,4 +13,15 @@ Finding a concept by its name:
   curves, plots       figures (05)
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# In the runner's papermill kernels (it sets VISIONR1_HEADLESS) progress bars are text streamed to
+# the terminal's log: tqdm.auto would draw ipywidgets there, which nobody sees. Set before any
+# module here runs `from tqdm.auto import tqdm`.
+if _os.environ.get("VISIONR1_HEADLESS"):
+    import tqdm.auto as _auto
+    import tqdm.std as _std
+
+    _auto.tqdm = _std.tqdm

@@ -4,7 +4,7 @@ The responders adapt the backends that visionr1.backends builds to benchmark ite
 
 Each finished sample is one line of `<name>.jsonl` (flushed and fsynced, visionr1.cold_start's
 JsonlStore): an interrupted evaluation resumes where it stopped, and a torn last line is cut off.
-The paper's sampling is the default (temperature 0.6, top_p 0.95, max tokens 16000, RECIPE §5);
+The paper's sampling is the default (temperature 0.6, top_p 0.95, max tokens 16000, docs/recipe.md §5);
 `reask` re-generates a response without `</answer>` up to that many more times (the authors: 5).
 """
 

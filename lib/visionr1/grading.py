@@ -1,5 +1,5 @@
-"""Answer grading: the format check, answer extraction and equivalence behind HFRRF (RECIPE §4)
-and the benchmark scores (RECIPE §5).
+"""Answer grading: the format check, answer extraction and equivalence behind HFRRF (docs/recipe.md §4)
+and the benchmark scores (docs/recipe.md §5).
 
 HFRRF pays 1 only when the format is right AND the final answer is correct, so this module decides
 what RL learns and what the tables say. Three parts:

@@ -1,4 +1,4 @@
-"""GRPO with HFRRF under PTST (RECIPE §4): the CI model -> Vision-R1, on TRL's GRPOTrainer.
+"""GRPO with HFRRF under PTST (docs/recipe.md §4): the CI model -> Vision-R1, on TRL's GRPOTrainer.
 
 The paper's settings are explicit here because TRL's defaults differ (docs/platform.md): loss "grpo",
 KL beta 0.01 (k3, against a frozen reference), clip epsilon 0.2, advantages (r - mean) / std within

@@ -4,7 +4,7 @@ OpenAI-compatible vLLM server with the seed repository's flags.
     python -m visionr1 infer --model PATH --image IMG --prompt TEXT [--backend hf|vllm]
     python -m visionr1 serve --model PATH [--port 8000] [--dry-run]
 
-Defaults follow the paper's sampling (RECIPE §5): temperature 0.6, top_p 0.95. On CPU it runs the
+Defaults follow the paper's sampling (docs/recipe.md §5): temperature 0.6, top_p 0.95. On CPU it runs the
 nano models with HF transformers; `--backend vllm` uses vLLM's offline engine (GPU boxes).
 A client for the server (visionr1.backends builds the `openai` client and the messages):
 

@@ -1,4 +1,4 @@
-"""Rewards with TRL's signature: format, accuracy, HFRRF and the Vision-R1-Zero mix (RECIPE §4).
+"""Rewards with TRL's signature: format, accuracy, HFRRF and the Vision-R1-Zero mix (docs/recipe.md §4).
 
 TRL calls each reward function as `f(prompts=, completions=, completion_ids=, **columns)` and logs
 each one under `rewards/<name>/mean`; a None in the returned list marks an item unscored. HFRRF is

@@ -143,6 +143,7 @@ def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    os.environ["VISIONR1_HEADLESS"] = "1"  # the kernel inherits it: text progress bars (visionr1/__init__.py)
     try:
         papermill.execute_notebook(
             str(nb), str(out_nb), parameters=parameters, kernel_name="python3", cwd=str(cwd),

@@ -1,4 +1,4 @@
-"""Cold-start SFT (RECIPE §3): Qwen2.5-VL on cold-start CoT data with TRL's SFTTrainer -> the CI model.
+"""Cold-start SFT (docs/recipe.md §3): Qwen2.5-VL on cold-start CoT data with TRL's SFTTrainer -> the CI model.
 
 Data: the set 01_cold_start_data exported (`cold/sft.jsonl`), or a LLaMA-Factory folder such as the
 released Vision-R1-cold (both sharegpt dialects, images by relative path, `<image>` anywhere in a

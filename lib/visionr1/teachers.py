@@ -1,4 +1,4 @@
-"""Teachers for modality bridging (RECIPE §1), behind one interface chosen in params.
+"""Teachers for modality bridging (docs/recipe.md §1), behind one interface chosen in params.
 
 A teacher answers one request: `complete(step, prompt, image, row) -> Reply`. `step` is
 "pseudo_cot", "description" (the MLLM's two steps) or "cot" (the text reasoning LLM); `prompt` is
