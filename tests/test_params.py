@@ -127,7 +127,7 @@ def test_stage_settings_are_the_notebook_declarations(module, cls, notebook, tmp
         d = decls[key].default
         if isinstance(d, bool):
             values[key] = not d
-        elif isinstance(d, (int, float)) and key not in ("rl_batch_size",):
+        elif isinstance(d, (int, float)):
             values[key] = d + 2
     p = mod.params_from_values(values)
     for key, f in by_key.items():

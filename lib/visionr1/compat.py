@@ -124,9 +124,8 @@ def _private_hooks_unchanged() -> bool:
     same arguments: the instrumentation (timings, FLOPs, grading counters, samples) hangs on them."""
     from trl import GRPOTrainer
 
-    return all(list(inspect.signature(getattr(GRPOTrainer, m)).parameters) == args
-               for m, args in PRIVATE_HOOKS.items() if hasattr(GRPOTrainer, m)) and \
-        all(hasattr(GRPOTrainer, m) for m in PRIVATE_HOOKS)
+    return all(hasattr(GRPOTrainer, m) and list(inspect.signature(getattr(GRPOTrainer, m)).parameters) == args
+               for m, args in PRIVATE_HOOKS.items())
 
 
 # docs/platform.md "Several processes": TRL 1.15 sends colocated vLLM the processor's prompt ids, in
