@@ -73,6 +73,14 @@ def test_format_strictness():
         ("Therefore, there are **3** groups of bars that contain a bar smaller than 40.", None, "3", "bold"),  # MV bard pid 873: a bold value
         ("There are three groups of bars that contain at least one bar with a value smaller than 40.", None, "3", "count"),  # MV llava pid 873
         ("There are 2 bars with values larger than 4.", None, "2", "count"),  # MV llavar pid 794: the count, not the last number
+        ("The p-values lower than 0.50 are 0.01, 0.10, 0.43, and 0.01.\n\nSo, there are 4 queries that have a p-value lower than 0.50.",
+         None, "4", "count"),  # MV gpt4 2shot_solution_use_ocr pid 552: a concluding count, not the threshold after it
+        ("So, there is 1 block that has exactly 36 houses.", None, "1", "count"),  # MV gpt4 2shot_solution_use_ocr pid 72
+        ("Total objects - 5 brown things = Remaining objects\n\nThe final value will depend on the total number of objects. Without "
+         "that information, we cannot provide a specific integer answer.", None, None, "refusal"),  # MV chatgpt 2shot_solution pid 570
+        ("The detected text contains some numbers. Since there are no bars with values below 6, the number of bars smaller than 6 is 0.",
+         None, "0", "last_value"),  # MV claude 2shot_solution_use_ocr pid 38: a refusal word earlier is no refusal
+        ("For each option is:\n\n0-10%: 2 responses\n\nTherefore, the highest number is 17.", None, "17", "last_value"),  # MV chatgpt 2shot_ocr pid 664: "option is:" then a list is no answer
     ],
 )
 def test_extract(text, choices, answer, method):
@@ -127,6 +135,25 @@ MV = "lupantech/MathVista results/"  # public model outputs with official verdic
          ["remain the same", "double", "Adults spider population would decrease", "increase"], "C", True),  # MV chatgpt 2shot_ocr pid 46: text paraphrased
         ("Choice (B) is incorrect because the image shows that the epigraph is infinite.", YES_NO, "B", False),  # MV bard pid 235: a rejected option
         ("The text does not provide information needed to answer the question.", YES_NO, "B", False),  # MV gpt4 pid 758: a refusal is no "No"
+        ("The image of the dot (8,-2) under a clockwise rotation by 270° about the origin is:\n\n(C) C", list("ABCDE"), "C", True),  # MV llava pid 706: a last line naming the option
+        ("The top view of the image is option (B) B.", list("ABCDE"), "B", True),  # MV llava pid 647
+        ("The next shape that comes next is letter D.", list("ABCDE"), "D", True),  # MV llama_adapter_v2 pid 123
+        ("Option D is a mirror image of Option A.\nOption E is not a cube.\n\nTherefore, the only cube that can be formed is Option A.",
+         list("ABCDE"), "A", True),  # MV bard pid 358: the conclusion, not the options discussed before it
+        ('The correct answer is "soup." Soup typically contains very few carbs, if any, compared to other foods like buns.',
+         ["soup", "water", "sandwich", "buns"], "A", True),  # MV llama_adapter_v2 pid 140: a quoted answer
+        ("Option A: odd\nOption B: even\n\nThe correct answer is:\n(A) odd\n", ["odd", "even"], "A", True),  # MV idefics pid 39: the answer on the next line
+        ("The graph shows a minimum area under the curve of 10. Therefore, option (B) is the correct answer.</s>",
+         ["yes", "no"], "B", True),  # MV minigpt4 pid 724: an option endorsed
+        ("Based on the image, Crimson is not less than Gray. In fact, Crimson is greater than Gray.", ["yes", "no"], "B", True),  # MV llava pid 861: the first sentence's polarity
+        ("(C) yes\n(D) no", ["yes", "no"], "B", True),  # MV instruct_blip2 pid 24: the official extraction reads the last line (kept)
+        ("Is Sky Blue the minimum?", ["yes", "no"], "A", False),  # MV llavar pid 239: the question repeated is no "Yes"
+        ("Unfortunately I do not have enough context to determine if Dark Periwinkle intersects Yellow Green. If provided more details, "
+         "I could make a better attempt.", ["yes", "no"], "B", False),  # MV claude 2shot_solution pid 466: a refusal is no "No"
+        ("Sure, I'd be happy to help! Here is what I see.\n\nThe cars are red.", ["Yes", "No"], "A", False),  # a pleasantry has no polarity
+        ("Thus, the answer would be B (a).", ["(c)", "(a)", "(e)", "(d)", "(b)"], "(b)", False),  # MV gpt4 2shot_solution pid 168: the gold "(b)" is option E's text
+        ("Thus, the answer would be E (b).", ["(c)", "(a)", "(e)", "(d)", "(b)"], "(b)", True),  # ... and E names it
+        ("The solution cannot be provided as the function is not specified.", ["Yes", "No"], "B", False),  # MV gpt4 2shot_solution pid 439: a refusal
         ("The answer is C (octopus).", OCTOPUS, "A", False),  # the wrong option stays wrong
         ("The answer is A or B.", OCTOPUS, "A", False),  # hedging names no option
         ("The answer is B (octopus).", OCTOPUS, "B", False),  # letter and text contradict: names none

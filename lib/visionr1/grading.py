@@ -153,14 +153,23 @@ _CUES = re.compile(
     r"|\b(?:answer|option|choice)\b[^.\n:：?!]{0,40}?\b(?:is|would be|should be|will be|must be)\b\s*[:：]?"
     r"|\banswer\s*[:：]"
     r"|(?:^|(?<=[.:!\n]))\s*(?:option|choice)\s+(?=\(?[A-Z]\b)"  # opening a sentence: "Option B) No"
+    r"|\bis\s+(?:option|choice|letter)\s+(?=\(?[A-Z]\b)"  # "The top view is option (B) B.", "... is letter D."
     r"|答案(?:应该?是|应为|是|为)?\s*[:：]?"
     r"|(?:故|所以|因此|应|则)?选(?:择|项)?(?:为|是)?\s*[:：]?\s*(?=\(?[A-Z])",
     re.I)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|。|,\s(?=because|since|as|which)|;\s|\n")
 
 
+_QUOTED = re.compile(r'^["“]([^"”\n]{1,100}?)[.。]?["”]')
+
+
 def _statement_after(m: re.Match, text: str) -> str | None:
     rest = text[m.end():].lstrip("*_ \t")  # "**Answer:** 12": the bold's closing marks
+    if rest.startswith("\n") and "answer" in m.group().lower():  # "The correct answer is:\n(A) odd": the next line
+        rest = rest.lstrip()
+    quoted = _QUOTED.match(rest)
+    if quoted:  # 'The correct answer is "soup." Soup typically ...': the quotation
+        return quoted.group(1).strip() or None
     rest = _SENTENCE_END.split(rest, maxsplit=1)[0]
     return rest.strip() or None
 
@@ -240,6 +249,7 @@ _WORDS = {w: str(i) for i, w in enumerate("zero one two three four five six seve
                                             "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _WORD_NUMBER = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.I)
 _THERE_ARE = re.compile(r"\bthere (?:are|is|were|was) (?:a total of |only |exactly )?(\d+|" + "|".join(_WORDS) + r")\b", re.I)
+_CONCLUSION = re.compile(r"(?:so|therefore|thus|hence|in total|in conclusion)\b,?\s", re.I)
 _BOLD_NUMBER = re.compile(r"\*\*\s*(-?[\d,]*\.?\d+)\s*\*\*")
 
 
@@ -298,6 +308,9 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         named = _named_option(found[:1], choices)  # the last statement decides (a text that goes on to new questions)
         if named is not None:
             return Extraction(named, "statement")
+        endorsed = _ENDORSED.findall(text)
+        if endorsed and LETTERS.index(endorsed[-1].upper()) < len(choices):  # "Therefore, option (B) is the correct answer."
+            return Extraction(endorsed[-1].upper(), "statement")
         stripped = clean_answer(text)
         if len(stripped) <= MAX_ANSWER_CHARS and match_option(stripped, choices) is not None:
             return Extraction(stripped, "option")
@@ -306,6 +319,9 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             if re.fullmatch(r"\(?[A-Z]\)?[.:)]?", ln) and match_option(ln, choices) is not None:
                 return Extraction(ln, "option")
         if lines:
+            listed = sum(1 for ln in lines if _LISTED.match(ln))  # 1: a chosen option, not the options again
+            if listed == 1 and len(lines[-1]) <= 80 and _LISTED.match(lines[-1]) and match_option(lines[-1], choices) is not None:
+                return Extraction(lines[-1], "option")  # a last line "(C) C" after the working
             tail = re.search(r"\(([A-Z])\)\W*$", lines[-1])  # "... if the grasses increase. (C)"
             if tail and LETTERS.index(tail.group(1)) < len(choices):
                 return Extraction(tail.group(1), "option")
@@ -316,6 +332,10 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             if mentioned is not None:
                 return Extraction(mentioned, "mention")
             polar = _polarity(stripped) if _is_yes_no(choices) else None
+            if polar is None and _is_yes_no(choices) and len(stripped) <= 400 and not _REFUSAL.search(stripped):
+                first = re.split(r"(?<=[.!])\s+", stripped)[0]  # "Crimson is not less than Gray. In fact, ..."
+                if not re.search(r"option|answer|letter|correct|incorrect|:|\n|^(?:sure|okay|ok|here)\b|happy to", first, re.I):
+                    polar = _polarity(first)
             if polar is not None:
                 return Extraction(polar, "polarity")
     if found:
@@ -325,6 +345,8 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             # "The largest $n$ is 34" -> 34; plain prose: the first value ("1982 with a total of $931,441" -> 1982)
             st = (last_value(found[0]) if _MATH_SPAN.search(found[0]) else first_value(found[0])) or st
         return Extraction(st, "statement")
+    if not choices and _REFUSAL.search(re.split(r"(?<=[.!?])\s+", text.rstrip().rsplit("\n", 1)[-1])[-1]):
+        return Extraction(None, "refusal")  # "... Without that information, we cannot provide a specific answer."
     if not choices:
         bold = _BOLD_NUMBER.findall(text)
         if bold:  # "Therefore, there are **3** groups of bars ..."
@@ -334,10 +356,19 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
         if there and len([x for x in re.split(r"[.!?](?:\s|$)", one) if x.strip()]) == 1:
             v = there.group(1).lower()  # a one-sentence count: "There are three groups of bars ... smaller than 40."
             return Extraction(_WORDS.get(v, v), "count")
+        last = re.split(r"(?<=[.!?])\s+", one.rsplit("\n", 1)[-1].strip())[-1]
+        there = _THERE_ARE.search(last) if _CONCLUSION.match(last) and not re.search(r"[$=]", last) else None
+        if there:  # a concluding count: "So, there are 4 queries with a p-value lower than 0.50."
+            v = there.group(1).lower()
+            return Extraction(_WORDS.get(v, v), "count")
     v = last_value(text)
     if v is not None:
         return Extraction(v, "last_value")
     return Extraction(None, "none")
+
+
+_ENDORSED = re.compile(r"\b(?:option|choice)\s*[(（]?([A-Z])[)）]?\s+is\s+(?:the\s+)?(?:correct|right|best)\b", re.I)
+_LISTED = re.compile(r"[(（][A-Z][)）]\s*\S")  # a line opening with an option letter: "(C) 145°"
 
 
 def _named_option(found: list[str], choices: list[str]) -> str | None:
@@ -349,8 +380,10 @@ def _named_option(found: list[str], choices: list[str]) -> str | None:
     return None
 
 
-_REFUSAL = re.compile(r"not (?:provide|possible|clear|enough|valid)|enough information|cannot be (?:determined|answered)"
-                      r"|(?:cannot|can't|unable to) (?:determine|answer|tell|see|view)|does not (?:show|contain|include)", re.I)
+_REFUSAL = re.compile(r"not (?:provide|possible|clear|enough|valid|specify)|enough (?:information|context)|cannot be (?:determined|answered)"
+                      r"|(?:cannot|can't|unable to) (?:determine|answer|tell|see|view)|does not (?:show|contain|include)"
+                      r"|insufficient|impossible to|(?:do|does) not have enough|cannot be provided|not specified"
+                      r"|(?:need|requires?) more (?:information|context|details)|please provide", re.I)
 _NEGATION = re.compile(r"\b(?:not|no|never|neither|nor|none|cannot)\b|n't\b", re.I)
 
 
@@ -359,7 +392,8 @@ def _polarity(text: str) -> str | None:
     extraction reads it: "The function is not differentiable at every point." -> "No", "Dark
     Magenta has the maximum area under the curve." -> "Yes". Longer texts: None."""
     t = text.strip()
-    if len(t) > 200 or len([x for x in re.split(r"[.!?](?:\s|$)", t) if x.strip()]) != 1 or _REFUSAL.search(t):
+    if len(t) > 200 or len([x for x in re.split(r"[.!?](?:\s|$)", t) if x.strip()]) != 1 or _REFUSAL.search(t) \
+            or t.endswith("?"):  # "Is Sky Blue the minimum?": the question repeated, not an answer
         return None
     return "No" if _NEGATION.search(t) else "Yes"
 
@@ -616,7 +650,8 @@ def _is_equivalent(pred, gold, precision, choices, timeout) -> bool:
         STATS["refused"] += 1
         return False
     if choices:
-        g = match_option(gold, choices)
+        exact = [LETTERS[i] for i, c in enumerate(choices) if c.strip() == gold]
+        g = exact[0] if exact else match_option(gold, choices)  # the gold "(b)" is the option "(b)", not letter B
         if g is not None:  # a gold option's text may be listed twice: either letter is right
             text = choices[LETTERS.index(g)]
             same = [LETTERS[i] for i, c in enumerate(choices) if c == text]
