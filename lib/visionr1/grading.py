@@ -274,8 +274,9 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
     answer outside the block, extract nothing. Inside the block: the block's text, or the answer
     statement it makes ("The answer is C."). Otherwise (benchmark responses) the answer block, then
     the last \\boxed{}, the last answer statement ("the answer is", "Final Answer:", "The correct
-    option is", "答案是"), for multiple choice an option the text names or mentions alone, and
-    finally the last math span or number.
+    option is", "答案是"), for multiple choice an option the text names or mentions alone; for free
+    form, nothing when the last sentence refuses ("we cannot provide a specific answer"), else a
+    stated count, and finally the last math span or number.
     """
     n_open = text.count("<answer>")
     if n_open == 1 and text.count("</answer>") == 1 and text.index("<answer>") < text.index("</answer>"):
@@ -345,7 +346,7 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             # "The largest $n$ is 34" -> 34; plain prose: the first value ("1982 with a total of $931,441" -> 1982)
             st = (last_value(found[0]) if _MATH_SPAN.search(found[0]) else first_value(found[0])) or st
         return Extraction(st, "statement")
-    if not choices and _REFUSAL.search(re.split(r"(?<=[.!?])\s+", text.rstrip().rsplit("\n", 1)[-1])[-1]):
+    if not choices and _REFUSAL.search(_last_sentence(text)):
         return Extraction(None, "refusal")  # "... Without that information, we cannot provide a specific answer."
     if not choices:
         bold = _BOLD_NUMBER.findall(text)
@@ -353,18 +354,23 @@ def extract_answer(text: str, choices: list[str] | None = None, block_only: bool
             return Extraction(bold[-1], "bold")
         one = clean_answer(text)
         there = _THERE_ARE.search(one) if len(one) <= 200 and not re.search(r"[\n$=]", one) else None
-        if there and len([x for x in re.split(r"[.!?](?:\s|$)", one) if x.strip()]) == 1:
-            v = there.group(1).lower()  # a one-sentence count: "There are three groups of bars ... smaller than 40."
-            return Extraction(_WORDS.get(v, v), "count")
-        last = re.split(r"(?<=[.!?])\s+", one.rsplit("\n", 1)[-1].strip())[-1]
-        there = _THERE_ARE.search(last) if _CONCLUSION.match(last) and not re.search(r"[$=]", last) else None
-        if there:  # a concluding count: "So, there are 4 queries with a p-value lower than 0.50."
+        if not (there and len([x for x in re.split(r"[.!?](?:\s|$)", one) if x.strip()]) == 1):
+            # a one-sentence count: "There are three groups of bars ... smaller than 40."; else a concluding
+            # count: "So, there are 4 queries with a p-value lower than 0.50."
+            last = _last_sentence(one)
+            there = _THERE_ARE.search(last) if _CONCLUSION.match(last) and not re.search(r"[$=]", last) else None
+        if there:
             v = there.group(1).lower()
             return Extraction(_WORDS.get(v, v), "count")
     v = last_value(text)
     if v is not None:
         return Extraction(v, "last_value")
     return Extraction(None, "none")
+
+
+def _last_sentence(text: str) -> str:
+    """The last sentence of a text's last line."""
+    return re.split(r"(?<=[.!?])\s+", text.rstrip().rsplit("\n", 1)[-1].strip())[-1]
 
 
 _ENDORSED = re.compile(r"\b(?:option|choice)\s*[(（]?([A-Z])[)）]?\s+is\s+(?:the\s+)?(?:correct|right|best)\b", re.I)
