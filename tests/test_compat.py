@@ -47,3 +47,43 @@ def test_report_lists_every_workaround():
     rows = compat.report()
     assert [r["name"] for r in rows] == [w.name for w in compat.WORKAROUNDS]
     assert all(r["still_needed"] in (True, False, None) for r in rows)
+
+
+def test_sdpa_gqa_without_grad_changes_no_bit_of_generation(tiny_model_dir, monkeypatch):
+    """The faster grouped-query path gives the same logits and the same sampled tokens as
+    transformers' own (repeat_kv) path, on a left-padded batch; with autograd on it stays off."""
+    import torch
+    from transformers.integrations import sdpa_attention
+
+    from visionr1 import generation, nano_task, tiny_model
+
+    compat.sdpa_gqa_without_grad()
+    assert compat.sdpa_gqa_without_grad() is False  # idempotent: installed once
+    patched = sdpa_attention.use_gqa_in_sdpa
+    mask, kv = torch.ones(1, 1, 4, 4, dtype=torch.bool), torch.zeros(1, 2, 4, 8)
+    with torch.no_grad():
+        assert patched(mask, kv, kv) and not patched.original(mask, kv, kv)
+    assert not patched(mask, kv, kv)  # autograd on: training keeps transformers' path
+
+    model, proc = tiny_model.load_model(tiny_model_dir), tiny_model.load_processor(tiny_model_dir)
+    assert model.config.text_config.num_key_value_heads < model.config.text_config.num_attention_heads
+    samples = nano_task.generate(6, 0, "test")
+    proc.tokenizer.padding_side = "left"
+    prompts = [generation.chat_prompt(proc, s.question + " Why?" * i) for i, s in enumerate(samples)]
+    enc = proc(text=prompts, images=[s.image for s in samples], return_tensors="pt", padding=True)
+    assert not bool(enc["attention_mask"].all())  # a real padding mask, so transformers' path copies
+
+    def run():
+        torch.manual_seed(0)
+        with torch.no_grad():
+            logits = model(**enc).logits
+            out = model.generate(**enc, max_new_tokens=24, do_sample=True, temperature=1.0,
+                                 output_scores=True, return_dict_in_generate=True)
+        return logits, out.sequences, torch.stack(out.scores)
+
+    fast = run()
+    monkeypatch.setattr(sdpa_attention, "use_gqa_in_sdpa", patched.original)
+    slow = run()
+    real = enc["attention_mask"].bool()
+    assert torch.equal(fast[0][real], slow[0][real])
+    assert torch.equal(fast[1], slow[1]) and torch.equal(fast[2], slow[2])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from visionr1 import backends, grading
+from visionr1 import backends, compat, grading
 
 
 def chat_prompt(processor, question: str, system: str | None = None, image: bool = True) -> str:
@@ -21,6 +21,7 @@ def generate(model, processor, images: list, questions: list[str], max_new_token
              batch_size: int = 32, temperature: float = 0.0, top_p: float = 1.0, system: str | None = None,
              progress: bool = False) -> list[str]:
     """Responses to (image, question) pairs; greedy when temperature is 0."""
+    compat.sdpa_gqa_without_grad()
     model.eval()
     tok = processor.tokenizer
     side = tok.padding_side

@@ -174,6 +174,7 @@ def trainer_class():
     from trl import GRPOTrainer
 
     compat.torch_logprobs_fallback()
+    compat.sdpa_gqa_without_grad()  # rollouts and the reference / old-policy passes
 
     class StagedGRPOTrainer(GRPOTrainer):
         stage: int = 1
