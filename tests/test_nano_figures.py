@@ -49,7 +49,7 @@ def test_rl_raises_the_reward_and_held_out_accuracy(nano_run):
     (first -> last 10 steps) and held-out accuracy by +0.155 to +0.206. At 64 per step (the same
     steps; seeds 0-2 at 2 threads, seed 0 on three other machines, the three seeds' RL alone at 1
     thread): reward +0.10 to +0.18 (20 steps for two of the 1-thread runs), held-out +0.034 to
-    +0.25. Issue 12's RL >= CI + 0.10 held on every draw but one (the 1-thread seed 0 of an AVX2
+    +0.25. Issue 12's RL >= CI + 0.10 held on every draw but one (the 1-thread seed 0 of an earlier
     machine, +0.034), and each CI machine's CPU is a new draw, so the gain asserted here is the one
     every draw showed."""
     m = json.loads((nano_run / "03_grpo_ptst" / "metrics.json").read_text())
