@@ -1,13 +1,23 @@
-"""Shared fixtures. Caches (HF, W&B, Jupyter, matplotlib) go to the project's .cache/, never $HOME."""
+"""Shared fixtures. Caches (HF, W&B, Jupyter, matplotlib) go to the project's .cache/, never $HOME.
+
+`make test` runs the unit tests and doctests on 2 pytest-xdist workers (Makefile), one thread each:
+on these tiny models two single-thread processes do more work than one process with two threads.
+The notebook pipelines (`slow`) then run in one process at the default thread count: a CPU's float
+results can depend on it, and their asserted figures were measured there.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-from visionr1 import env
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one core per worker, for torch here and the pipelines it launches
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+from visionr1 import env  # noqa: E402
 
 env.setup_environment()
 

@@ -17,6 +17,18 @@ MATHVISTA = json.loads((FIXTURES / "mathvista_sample.json").read_text())["rows"]
 MATH_VERIFY = json.loads((FIXTURES / "math_verify_cases.json").read_text())["cases"]  # source in the file
 
 
+@pytest.fixture(autouse=True)
+def generous_math_verify_budget(monkeypatch):
+    """These tests measure the grader's rules, not its speed: math-verify's 0.5 s budget per
+    comparison is a wall-clock race: with the suite's two workers beside three training runs on 2
+    cores, math-verify's regression cases agreed 209 / 247 (0.846) against >= 0.90 on an idle
+    machine. So a budget no comparison here comes near, and a check that none ran out."""
+    monkeypatch.setattr(grading, "MATH_VERIFY_TIMEOUT_S", 30.0)
+    before = grading.STATS["timeouts"]
+    yield
+    assert grading.STATS["timeouts"] == before
+
+
 def test_ours_agrees_with_the_official_mathvista_verdicts():
     # 255 answers of 17 model/prompt settings; the full 17,000 are measured by bench/grader.py --mathvista
     agree = [scoring.score_record(r)["true_false"] == bool(r["true_false"]) for r in MATHVISTA]

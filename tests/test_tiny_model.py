@@ -89,3 +89,42 @@ def test_bf16_on_cuda_matches_float32(tiny_model_dir):
     b = gpu(**inputs.to("cuda")).logits[0, -1].float().cpu()
     assert torch.isfinite(b).all()
     assert (a.softmax(-1) - b.softmax(-1)).abs().max() < 0.02  # bf16 rounding only
+
+
+def test_nano_base_cache_pretrains_once_when_two_runs_ask_at_once(tmp_path, monkeypatch):
+    """Two runs side by side (the suite's xdist workers, several seeds) ask for the same base
+    model: the second waits on the key's lock and reuses the first one's model."""
+    import threading
+
+    from visionr1 import nano_base
+
+    started, finish, calls = threading.Event(), threading.Event(), []
+
+    def fake_pretrain(out, params, eval_samples=None, log=print):
+        calls.append(out)
+        started.set()
+        assert finish.wait(60)
+        out.mkdir(parents=True)
+        (out / "nano_base.json").write_text("{}")
+
+    monkeypatch.setattr(nano_base, "pretrain", fake_pretrain)
+    params, logs, paths = nano_base.BaseParams(), {1: [], 2: []}, {}
+
+    def run(n):
+        paths[n] = nano_base.cached_base(params, tmp_path, log=logs[n].append)
+
+    first = threading.Thread(target=run, args=(1,))
+    first.start()
+    assert started.wait(60)
+    second = threading.Thread(target=run, args=(2,))
+    second.start()
+    for _ in range(600):  # until the second run says it waits (a counter, not a race on the clock)
+        if any("waiting" in line for line in logs[2]):
+            break
+        threading.Event().wait(0.1)
+    finish.set()
+    first.join(60), second.join(60)
+    final = tmp_path / f"nano_base-{params.key()}"
+    assert len(calls) == 1 and paths == {1: final, 2: final}
+    assert any("waiting" in line for line in logs[2]) and any("reusing" in line for line in logs[2])
+    assert (final / "nano_base.json").exists() and not list(tmp_path.glob("*.tmp-*"))

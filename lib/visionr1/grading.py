@@ -624,11 +624,12 @@ _PATHOLOGICAL = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\w{1,20}\s*\^|\^\s*\{?\s*\d{4,
 
 
 def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
-                  choices: list[str] | None = None, timeout: float = MATH_VERIFY_TIMEOUT_S) -> bool:
+                  choices: list[str] | None = None, timeout: float | None = None) -> bool:
     """Does `pred` answer `gold`? Fast path first; math-verify (bounded) for what remains.
 
     `precision`: decimal places at which numbers are compared (the benchmark's); `choices`: the
-    options of a multiple-choice question, `gold` then being a letter or an option's text.
+    options of a multiple-choice question, `gold` then being a letter or an option's text;
+    `timeout`: math-verify's budget in seconds (default MATH_VERIFY_TIMEOUT_S, read at each call).
 
     >>> is_equivalent("0.5", "\\\\frac{1}{2}"), is_equivalent("3.14", "3.1416", precision=2)
     (True, True)
@@ -637,7 +638,7 @@ def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
     """
     t0 = time.perf_counter()
     try:
-        return _is_equivalent(pred, gold, precision, choices, timeout)
+        return _is_equivalent(pred, gold, precision, choices, MATH_VERIFY_TIMEOUT_S if timeout is None else timeout)
     finally:
         STATS["graded"] += 1
         STATS["grading_s"] += time.perf_counter() - t0

@@ -220,18 +220,35 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
 def cached_base(params: BaseParams, cache_root: str | Path, eval_samples=None, log=print) -> Path:
     """The nano base model for `params`: reused from `cache_root/nano_base-<key>/` when it exists,
     else pretrained into a temporary folder that is renamed into place only when complete (a
-    killed pretraining never leaves a half-written model that a later run would reuse)."""
+    killed pretraining never leaves a half-written model that a later run would reuse). Runs side
+    by side (the test suite's workers, several seeds) take a lock per key, so a second run for the
+    same key waits for the first one's model instead of pretraining it again."""
+    import filelock
+
     final = Path(cache_root) / f"nano_base-{params.key()}"
     if (final / "nano_base.json").exists():
         log(f"nano base model: reusing {final}")
         return final
-    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    log(f"nano base model: pretraining into {final} (cache key {params.key()})")
-    pretrain(tmp, params, eval_samples=eval_samples, log=log)
-    if final.exists():  # another process finished first: keep theirs
-        shutil.rmtree(tmp)
-    else:
-        tmp.rename(final)
-    return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(f"{final}.lock")
+    try:
+        lock.acquire(blocking=False)
+    except filelock.Timeout:
+        log(f"nano base model: another process is pretraining {final}; waiting for it")
+        lock.acquire()
+    try:
+        if (final / "nano_base.json").exists():
+            log(f"nano base model: reusing {final}")
+            return final
+        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        log(f"nano base model: pretraining into {final} (cache key {params.key()})")
+        pretrain(tmp, params, eval_samples=eval_samples, log=log)
+        if final.exists():  # left by a run that took no lock: keep it
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(final)
+        return final
+    finally:
+        lock.release()
