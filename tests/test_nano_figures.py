@@ -44,14 +44,11 @@ def test_rl_runs_every_ptst_stage_and_keeps_the_format(nano_run):
 
 
 def test_rl_raises_the_reward_and_held_out_accuracy(nano_run):
-    """What held on every draw of the schedule (README, "Nano results"). At 32 completions per
-    step (2026-12-04, seeds 0, 1, 2, whole chains): the training reward rose by +0.09 to +0.21
-    (first -> last 10 steps) and held-out accuracy by +0.155 to +0.206. At 64 per step (the same
-    steps; seeds 0-2 at 2 threads, seed 0 on three other machines, the three seeds' RL alone at 1
-    thread): reward +0.10 to +0.18 (20 steps for two of the 1-thread runs), held-out +0.034 to
-    +0.25. Issue 12's RL >= CI + 0.10 held on every draw but one (the 1-thread seed 0 of an earlier
-    machine, +0.034), and each CI machine's CPU is a new draw, so the gain asserted here is the one
-    every draw showed."""
+    """What held on every 2-thread draw of seed 0 this schedule (64 completions per step) was run on:
+    reward +0.10 to +0.18, held-out +0.176 (AVX-512) and +0.223 (AVX2-only EPYC). RL >= CI + 0.10
+    is not asserted: 1-thread draws and other seeds gained as little as +0.034, and with 32 per step
+    (2026-12-04) RL from one CI model gained +0.058 or +0.192 by RL's own seed alone, and make
+    test's seed-0 draw on the AVX2 machine fell (0.473 -> 0.461; README, "Nano results")."""
     m = json.loads((nano_run / "03_grpo_ptst" / "metrics.json").read_text())
     assert m["reward_last10"] >= m["reward_first10"] + 0.05, (m["reward_first10"], m["reward_last10"])
     assert m["rl_accuracy"] > m["ci_accuracy"], (m["ci_accuracy"], m["rl_accuracy"])
