@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -430,6 +432,28 @@ def test_a_plain_script_without_main_guard_grades_right(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True", "False"]
+
+
+GARBLED = """
+from visionr1 import grading
+# from a nano RL run (seed 1, step 69): math-verify reads the answer as 0/(0*g*r*E*E*n*s*...)
+print(grading.is_equivalent("0: green squares0", "0", timeout=30), grading.is_equivalent("x^2-1", "(x-1)(x+1)", timeout=30))
+"""
+
+
+def test_the_same_answer_gets_the_same_grade_in_every_process(tmp_path):
+    # sympy's answer to 0 - 0/(0*y) followed the process's hash seed and its unseeded random state:
+    # graded right in one run and wrong in its rerun. A division by zero is now wrong in every process.
+    script = tmp_path / "garbled.py"
+    script.write_text(GARBLED)
+    outputs = set()
+    for hash_seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(Path(grading.__file__).parents[1])}
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outputs.add(proc.stdout.strip())
+    assert outputs == {"False True"}
 
 
 def test_a_worker_that_cannot_start_fails_loudly(monkeypatch):

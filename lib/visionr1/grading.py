@@ -40,6 +40,14 @@ from fractions import Fraction
 
 MAX_ANSWER_CHARS = 300  # an "answer" longer than this is not an answer: graded wrong, never parsed
 MATH_VERIFY_TIMEOUT_S = 0.5  # budget of one math-verify comparison (worker killed past it)
+# The worker's str hash seed and sympy's random seed (sympy shuffles facts while it infers
+# assumptions, and orders sets by str hashes). Left random, sympy simplified 0 - 0/(0 g r E ...)
+# (math-verify's reading of "0: green squares0") to 0 in one process and to nan in the next, so the
+# same answer graded right in one run and wrong in its rerun, and one such grade changed a nano RL
+# run from step 69 on. Fixed (and sympy reseeded before every comparison), the same answers get the
+# same grades in every run.
+WORKER_HASH_SEED = "0"
+SYMPY_SEED = 0
 
 log = logging.getLogger(__name__)
 
@@ -870,9 +878,11 @@ def _worker_main() -> None:
     import logging
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # timeouts are ours: silence its warning
+    import sympy.core.random as sympy_random
     from math_verify import parse, verify
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
+    sympy_random.seed(SYMPY_SEED)
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
     # the first comparison builds the parsers (about a second): done here, not inside a budget
     verify(parse("$x^2+1$", extraction_config=configs, parsing_timeout=None),
@@ -883,10 +893,11 @@ def _worker_main() -> None:
     out.flush()
     for line in sys.stdin:
         pred, gold, precision = json.loads(line)
+        sympy_random.seed(SYMPY_SEED)  # a grade depends on the answers, not on what was graded before
         try:
             g = parse(f"${gold}$", extraction_config=configs, parsing_timeout=None)
             p = parse(f"${pred}$", extraction_config=configs, parsing_timeout=None)
-            ok = bool(g) and bool(p) and verify(g, p, timeout_seconds=None)
+            ok = bool(g) and bool(p) and not any(map(_divides_by_zero, p)) and verify(g, p, timeout_seconds=None)
             if not ok and precision is not None and g and p:
                 ok = _numeric_equal(g[0], p[0], precision)
             reply = ["ok", bool(ok)]
@@ -894,6 +905,21 @@ def _worker_main() -> None:
             reply = ["error", f"{type(e).__name__}: {e}"]
         out.write(json.dumps(reply) + "\n")
         out.flush()
+
+
+def _divides_by_zero(expr) -> bool:
+    """An expression with a division by zero (nan, zoo, x/(0*y)): not an answer, whatever sympy makes of it.
+
+    Decided on the structure, not by evaluating: sympy evaluates 0/(0*y) to 0 or to nan by chance.
+    """
+    from sympy import Basic, Mul, Pow, S
+
+    if not isinstance(expr, Basic):
+        return False
+    if expr.has(S.NaN, S.ComplexInfinity):
+        return True
+    return any(pw.exp.is_number and pw.exp.is_negative and any(f == 0 for f in Mul.make_args(pw.base))
+               for pw in expr.atoms(Pow))
 
 
 def _numeric_equal(a, b, precision: int) -> bool:
@@ -906,7 +932,8 @@ def _numeric_equal(a, b, precision: int) -> bool:
 
 def _start_worker() -> subprocess.Popen:
     pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # lib/: importable without install
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pkg_root, os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (pkg_root, os.environ.get("PYTHONPATH")) if p),
+           "PYTHONHASHSEED": WORKER_HASH_SEED}
     cmd = [sys.executable, "-m", "visionr1.grading", "--worker"]
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
