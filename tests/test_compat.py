@@ -87,3 +87,65 @@ def test_sdpa_gqa_without_grad_changes_no_bit_of_generation(tiny_model_dir, monk
     real = enc["attention_mask"].bool()
     assert torch.equal(fast[0][real], slow[0][real])
     assert torch.equal(fast[1], slow[1]) and torch.equal(fast[2], slow[2])
+
+
+def test_kv_cache_in_place_changes_no_bit_of_generation(tiny_model_dir, monkeypatch):
+    """The KV cache grown in place gives the same scores and the same sampled and greedy tokens as
+    transformers' torch.cat path, on a left-padded batch, across the buffer's regrowths (40 new
+    tokens after a prompt of about 30: the buffer doubles twice); with autograd on it stays off."""
+    import torch
+    from transformers import cache_utils
+
+    from visionr1 import generation, nano_task, tiny_model
+
+    compat.kv_cache_in_place_without_grad()
+    assert compat.kv_cache_in_place_without_grad() is False  # idempotent: installed once
+    patched = cache_utils.DynamicLayer.update
+
+    model, proc = tiny_model.load_model(tiny_model_dir), tiny_model.load_processor(tiny_model_dir)
+    samples = nano_task.generate(6, 1, "test")
+    proc.tokenizer.padding_side = "left"
+    prompts = [generation.chat_prompt(proc, s.question + " Why?" * i) for i, s in enumerate(samples)]
+    enc = proc(text=prompts, images=[s.image for s in samples], return_tensors="pt", padding=True)
+    assert not bool(enc["attention_mask"].all())
+
+    def run(sample: bool):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=40, min_new_tokens=40, do_sample=sample,
+                                 temperature=1.0 if sample else None, output_scores=True,
+                                 return_dict_in_generate=True)
+        return out.sequences, torch.stack(out.scores), out.past_key_values
+
+    for sample in (True, False):
+        fast = run(sample)
+        layer = fast[2].layers[0]
+        assert layer._inplace_buffer[0].shape[-2] > layer.keys.shape[-2]  # the in-place path ran
+        assert layer.keys._base is layer._inplace_buffer[0]
+        monkeypatch.setattr(cache_utils.DynamicLayer, "update", patched.original)
+        slow = run(sample)
+        monkeypatch.setattr(cache_utils.DynamicLayer, "update", patched)
+        assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1]), sample
+        assert torch.equal(layer.keys, slow[2].layers[0].keys)
+
+    # a cache that crop / batch_select_indices replaced is copied into a new buffer, not written past
+    layer = cache_utils.DynamicLayer()
+    step = lambda n: torch.randn(2, 2, n, 8)  # noqa: E731
+    with torch.no_grad():
+        first, second = step(5), step(1)
+        layer.update(first, first)
+        layer.update(second, second)
+        layer.crop(-2)
+        third = step(1)
+        keys, _ = layer.update(third, third)
+        assert torch.equal(keys, torch.cat([first[:, :, :4], third], dim=-2))
+        layer.batch_select_indices(torch.tensor([1]))
+        fourth = step(1)[:1]
+        keys, values = layer.update(fourth, fourth)
+        assert torch.equal(keys, torch.cat([first[1:, :, :4], third[1:], fourth], dim=-2))
+        assert keys._base is layer._inplace_buffer[0] and torch.equal(keys, values)
+    with torch.enable_grad():  # training keeps transformers' path
+        layer = cache_utils.DynamicLayer()
+        layer.update(step(3), step(3))
+        layer.update(step(1), step(1))
+        assert not hasattr(layer, "_inplace_buffer") and layer.keys._base is None

@@ -22,6 +22,7 @@ def generate(model, processor, images: list, questions: list[str], max_new_token
              progress: bool = False) -> list[str]:
     """Responses to (image, question) pairs; greedy when temperature is 0."""
     compat.sdpa_gqa_without_grad()
+    compat.kv_cache_in_place_without_grad()
     model.eval()
     tok = processor.tokenizer
     side = tok.padding_side

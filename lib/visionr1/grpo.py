@@ -175,6 +175,7 @@ def trainer_class():
 
     compat.torch_logprobs_fallback()
     compat.sdpa_gqa_without_grad()  # rollouts and the reference / old-policy passes
+    compat.kv_cache_in_place_without_grad()  # rollouts
 
     class StagedGRPOTrainer(GRPOTrainer):
         stage: int = 1
