@@ -128,7 +128,7 @@ def test_kv_cache_in_place_changes_no_bit_of_generation(tiny_model_dir, monkeypa
         assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1]), sample
         assert torch.equal(layer.keys, slow[2].layers[0].keys)
 
-    # a cache that crop / batch_select_indices replaced is copied into a new buffer, not written past
+    # after crop the next step overwrites the dropped position; after batch_select_indices a new buffer
     layer = cache_utils.DynamicLayer()
     step = lambda n: torch.randn(2, 2, n, 8)  # noqa: E731
     with torch.no_grad():
