@@ -91,6 +91,18 @@ def test_bf16_on_cuda_matches_float32(tiny_model_dir):
     assert (a.softmax(-1) - b.softmax(-1)).abs().max() < 0.02  # bf16 rounding only
 
 
+def test_nano_base_cache_key_holds_the_thread_count():
+    """A base pretrained at 1 thread is another draw on some CPUs than one at 2 (README "Nano results"),
+    so a run at one count must not reuse a model cached at the other."""
+    import torch
+
+    from visionr1 import nano_base
+
+    assert nano_base.BaseParams().threads == torch.get_num_threads()
+    assert nano_base.BaseParams(threads=1).key() != nano_base.BaseParams(threads=2).key()
+    assert nano_base.BaseParams(threads=2).key() == nano_base.BaseParams(threads=2).key()
+
+
 def test_nano_base_cache_pretrains_once_when_two_runs_ask_at_once(tmp_path, monkeypatch):
     """Two runs side by side (the suite's xdist workers, several seeds) ask for the same base
     model: the second waits on the key's lock and reuses the first one's model."""

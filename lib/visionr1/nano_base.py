@@ -24,7 +24,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -53,6 +53,9 @@ class BaseParams:
     questions_per_scene: int = 3      # direct questions asked about each scene
     grid: int = 3
     mc_fraction: float = 0.5
+    # torch's intra-op threads: on some CPUs 1 and 2 threads round differently and pretrain another
+    # model (README "Nano results"), so a run at one count never reuses a base pretrained at another
+    threads: int = field(default_factory=torch.get_num_threads)
 
     def key(self) -> str:
         blob = json.dumps({"version": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
