@@ -6,7 +6,7 @@ kernel, on a nano pretraining step (as nano_base.pretrain runs it, batch 16) and
 
 Random-init nano weights. Each figure is one timed pass after a warm-up (a compiled path's first
 pass, compilation included, is printed apart). Every path here changes the float rounding, so a
-recipe that took one of them would be another draw of the nano figures (README "Nano results").
+recipe that took one of them would be another draw of the nano figures (docs/results.md).
 """
 
 from __future__ import annotations

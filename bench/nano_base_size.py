@@ -7,7 +7,7 @@ has other layer / width figures, and print its pretraining time and held-out dir
 The base gate of 00 on the same test split 00 writes for that seed (n=1000), with nano.yaml's
 pretraining params (BaseParams defaults). Nothing is cached: the model goes to a temporary folder
 unless --out is given. A size that passes here is only a candidate for a cheaper nano recipe; SFT
-and RL from it are other draws (README "Nano results").
+and RL from it are other draws (docs/results.md).
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def test_bf16_on_cuda_matches_float32(tiny_model_dir):
 
 
 def test_nano_base_cache_key_holds_the_thread_count():
-    """A base pretrained at 1 thread is another draw on some CPUs than one at 2 (README "Nano results"),
+    """A base pretrained at 1 thread is another draw on some CPUs than one at 2 (docs/results.md),
     so a run at one count must not reuse a model cached at the other."""
     import torch
 

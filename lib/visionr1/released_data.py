@@ -405,7 +405,7 @@ def parse_sharegpt_row(row: Any, spec: SharegptSpec, default_id: str = "") -> tu
 
 
 # The dataset_info.json entries the Vision-R1 README gives for Vision-R1-cold (github:Osilly/Vision-R1,
-# README "Cold-start data"); the Hub folder ships without a dataset_info.json, so these are assumed
+# its section "Cold-start data"); the Hub folder ships without a dataset_info.json, so these are assumed
 # for the files present when a folder has none.
 RELEASED_COLD_ENTRIES: dict[str, dict[str, Any]] = {
     "vision_r1_llava_cot_full": {
