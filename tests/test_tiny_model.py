@@ -140,3 +140,24 @@ def test_nano_base_cache_pretrains_once_when_two_runs_ask_at_once(tmp_path, monk
     assert len(calls) == 1 and paths == {1: final, 2: final}
     assert any("waiting" in line for line in logs[2]) and any("reusing" in line for line in logs[2])
     assert (final / "nano_base.json").exists() and not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_flash_attention_is_requested_on_cuda_when_installed(monkeypatch):
+    """Training, the reference model and evaluation load through load_model: on a GPU box with
+    flash-attn they get flash_attention_2; on CPU, in float32 or without the package, the default."""
+    import importlib.util
+
+    import torch
+
+    from visionr1 import tiny_model
+
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "flash_attn" else real_find(n, *a))
+    assert tiny_model.attn_implementation(torch.bfloat16) == "flash_attention_2"
+    assert tiny_model.attn_implementation("bfloat16") == "flash_attention_2"
+    assert tiny_model.attn_implementation(torch.float32) is None  # flash-attn has no fp32 kernels
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flash_attn" else real_find(n, *a))
+    assert tiny_model.attn_implementation(torch.bfloat16) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tiny_model.attn_implementation(torch.bfloat16) is None

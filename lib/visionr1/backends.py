@@ -107,8 +107,9 @@ def openai_client(base_url: str | None, api_key_env: str = "OPENAI_API_KEY", tim
 
 def hf_model(model_path: str, device: str | None = None, flash_attn: bool = False, **processor_kw):
     """A transformers Qwen2.5-VL model and its processor (a folder or hub name), ready to generate:
-    on `device` (None: the GPU when there is one), bf16 on a GPU and float32 on CPU; `flash_attn`
-    asks for flash_attention_2 (GPU). `processor_kw` goes to the processor (e.g. min/max_pixels)."""
+    on `device` (None: the GPU when there is one), bf16 on a GPU and float32 on CPU; flash_attention_2
+    when flash-attn is installed on a GPU (tiny_model.attn_implementation), and `flash_attn` insists on
+    it (an error where it is missing). `processor_kw` goes to the processor (e.g. min/max_pixels)."""
     import torch
 
     from visionr1 import tiny_model

@@ -167,10 +167,29 @@ def load_processor(path: str | Path, **kwargs):
     return proc
 
 
+def attn_implementation(dtype: torch.dtype | str = torch.float32) -> str | None:
+    """"flash_attention_2" on CUDA in bf16 / fp16 when flash-attn is importable, else None (transformers'
+    default, SDPA). Under SDPA, Qwen2.5-VL's vision tower runs its windowed attention as a Python loop
+    over windows (modeling_qwen2_5_vl.py, Qwen2_5_VLVisionAttention); flash-attn takes them in one
+    varlen call, and its text attention skips the padded positions of long rollouts.
+
+    >>> attn_implementation(torch.float32) is None  # CPU float32: never
+    True
+    """
+    import importlib.util
+
+    if str(dtype).removeprefix("torch.") not in ("bfloat16", "float16") or not torch.cuda.is_available():
+        return None
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else None
+
+
 def load_model(path: str | Path, dtype: torch.dtype | str = torch.float32, **kwargs):
-    """Load a Qwen2.5-VL model with `from_pretrained` (tiny folder, 7B folder or hub name)."""
+    """Load a Qwen2.5-VL model with `from_pretrained` (tiny folder, 7B folder or hub name); flash-attn
+    where `attn_implementation` finds it, unless the caller names an implementation."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
+    if "attn_implementation" not in kwargs and (impl := attn_implementation(dtype)):
+        kwargs["attn_implementation"] = impl
     return Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path), dtype=dtype, **kwargs)
 
 
