@@ -1,10 +1,12 @@
 """Our grader against math-verify on a fixed mixed set: items per second and verdict agreement.
 
-    .venv/bin/python bench/grader.py [--repeat 3] [--mathvista DIR] [--suite JSON]
+    .venv/bin/python bench/grader.py [--repeat 3] [--mathvista DIR] [--suite JSON] [--suite-only] [--load N]
 
 Also: HFRRF on the right and wrong option written 16 common ways inside <answer>; agreement with
-math-verify's own regression suite; with --mathvista, agreement with the official verdicts of
-MathVista output files (lupantech/MathVista results/*/output_*.json).
+math-verify's own regression suite (--suite-only: that alone; --load N: graded again with N busy-loop
+processes competing for the CPUs, to show that a grade does not depend on how busy the machine is);
+with --mathvista, agreement with the official verdicts of MathVista output files
+(lupantech/MathVista results/*/output_*.json).
 
 Each item is (category, response, gold, choices, truth): `truth` is the right verdict, known by
 construction, so every disagreement says which side is wrong. Our grader: `extract_answer` then
@@ -165,23 +167,47 @@ def mathvista_agreement(folder: str) -> None:
     print("grading counters:", {k: grading.STATS[k] for k in grading.COUNTERS})
 
 
-def math_verify_suite(path: str) -> None:
+def spin() -> None:
+    while True:
+        pass
+
+
+def math_verify_suite(path: str, load: int = 0) -> None:
     """Our verdicts against math-verify's expected ones on its own regression cases (a JSON list
-    of {gold, pred, expected}; tests/fixtures/grading/math_verify_cases.json holds them)."""
+    of {gold, pred, expected}; tests/fixtures/grading/math_verify_cases.json holds them). With
+    `load`, graded twice, each from a fresh worker: alone, then with `load` busy-loop processes
+    competing for the CPUs; prints both and how many verdicts differ."""
     import json
+    import multiprocessing
 
     data = json.loads(open(path).read())
     cases = data["cases"] if isinstance(data, dict) else data
-    t0 = time.perf_counter()
-    agree = 0
-    for c in cases:
-        ext = grading.extract_answer(c["pred"], block_only=False)
-        gold = grading.extract_answer(c["gold"]).answer if "\\boxed" in c["gold"] else grading.clean_answer(c["gold"])
-        v = ext.answer is not None and grading.gradeable(gold or "") and grading.is_equivalent(ext.answer, gold or "")
-        agree += v is bool(c["expected"])
-    dt = time.perf_counter() - t0
-    print(f"math-verify regression suite: agreement {agree / len(cases):.4f} ({agree}/{len(cases)}), "
-          f"{len(cases) / dt:.0f} cases/s; counters {dict((k, grading.STATS[k]) for k in grading.COUNTERS)}")
+    runs = []
+    for busy in sorted({0, load}):
+        grading.shutdown_worker()
+        grading.clear_caches()  # both passes start from the same state
+        grading.is_equivalent("x^2+1", "1+x^2")  # the worker starts outside the measurement
+        before = dict(grading.STATS)
+        spinners = [multiprocessing.Process(target=spin, daemon=True) for _ in range(busy)]
+        for p in spinners:
+            p.start()
+        t0 = time.perf_counter()
+        verdicts = []
+        for c in cases:
+            ext = grading.extract_answer(c["pred"], block_only=False)
+            gold = grading.extract_answer(c["gold"]).answer if "\\boxed" in c["gold"] else grading.clean_answer(c["gold"])
+            verdicts.append(ext.answer is not None and grading.gradeable(gold or "")
+                            and grading.is_equivalent(ext.answer, gold or ""))
+        dt = time.perf_counter() - t0
+        for p in spinners:
+            p.kill()
+        agree = sum(v is bool(c["expected"]) for v, c in zip(verdicts, cases))
+        runs.append(verdicts)
+        print(f"math-verify regression suite, {busy} busy processes beside it: agreement {agree / len(cases):.4f} "
+              f"({agree}/{len(cases)}), {len(cases) / dt:.0f} cases/s; "
+              f"counters {dict((k, grading.STATS[k] - before.get(k, 0)) for k in grading.COUNTERS)}")
+    if len(runs) == 2:
+        print(f"verdicts that differ between the two: {sum(a != b for a, b in zip(*runs))} of {len(cases)}")
 
 
 def ours(response, gold, choices):
@@ -202,7 +228,14 @@ def main() -> None:
     ap.add_argument("--mathvista", metavar="DIR", help="also: agreement with official verdicts on DIR/output_*.json")
     ap.add_argument("--suite", metavar="JSON", default="tests/fixtures/grading/math_verify_cases.json",
                     help="math-verify's regression cases (default: the repo's fixture)")
+    ap.add_argument("--suite-only", action="store_true", help="only the agreement on math-verify's regression cases")
+    ap.add_argument("--load", type=int, default=0, metavar="N",
+                    help="grade the regression cases twice, from a fresh worker each time: alone, then with N "
+                         "busy-loop processes competing for the CPUs; prints how many verdicts differ")
     args = ap.parse_args()
+    if args.suite_only:
+        math_verify_suite(args.suite, args.load)
+        return
     if args.mathvista:
         mathvista_agreement(args.mathvista)
     else:
@@ -214,7 +247,7 @@ def main() -> None:
         print(f"HFRRF on {h['items']} multiple-choice items (fixture) x {h['forms']} forms: right options paid "
               f"{h['right']:.4f}, wrong options paid {h['wrong']:.4f}")
     if args.suite:
-        math_verify_suite(args.suite)
+        math_verify_suite(args.suite, args.load)
     data = items()
     for cat in {d[0]: d for d in data}.values():  # warm both on one item per category (worker, parsers, regexes)
         ours(*cat[1:4])

@@ -304,6 +304,45 @@ def test_dynamath_variants_average_and_worst_case(tmp_path):
     assert (agg["accuracy"], agg["worst_case"], agg["n_questions"]) == (83.3, 50.0, 2)
 
 
+# The seed set's 11 multiple-choice questions whose options are not after "Choices:"/"choice:", one of
+# each way, as github:DynaMath/DynaMath dataset/dataset.json and DynaMath_Sample write them:
+# (id, question, ground_truth, options read, [(answer, right?), ...])
+DYNAMATH_INLINE = [
+    ("245", "Which data structure is the following graph shown?  (A) heap (B) stack (C) binary tree (D) planted tree ",
+     "C", ["heap", "stack", "binary tree", "planted tree"],
+     [("C", True), ("binary tree", True), ("(C) binary tree", True), ("B", False), ("stack", False),
+      ("planted tree", False)]),
+    ("366", "Which group has the largest Y value?\nA. Group 1\nB. Group 2\nC. Group 3", "A",
+     ["Group 1", "Group 2", "Group 3"],
+     [("A", True), ("Group 1", True), ("A. Group 1", True), ("B", False), ("Group 2", False)]),
+    ("468", "What is the intersection of sets A and B?\nA: [2, 8, 10, 12, 13, 17, 19]\n"
+            "B: [1, 2, 8, 10, 11, 12, 13, 16, 17, 18, 19]\nC: [1, 11, 16, 18]\nD: [3, 4, 6]\n", "D",
+     ["[2, 8, 10, 12, 13, 17, 19]", "[1, 2, 8, 10, 11, 12, 13, 16, 17, 18, 19]", "[1, 11, 16, 18]", "[3, 4, 6]"],
+     [("D", True), ("[3, 4, 6]", True), ("D: [3, 4, 6]", True), ("C", False), ("[1, 11, 16, 18]", False)]),
+    # options drawn in the image: each option is its letter, graded by the letter named
+    ("127", "The ♠ is drawn on the sheet. We turn the sheet clockwise through 90° and then turn counter-clockwise "
+            "180°. Which figure can we now see? choice: (A) (B) (C) (D)", "A", ["A", "B", "C", "D"],
+     [("A", True), ("(A)", True), ("Option A", True), ("B", False), ("E", False)]),
+    # two options with the same text (B and E): the data's own slip; either letter is right
+    ("298", "Which differential equation generates the slope field? (A) -2x + -2y (B) -2x - 2y (C) -2y - 2x "
+            "(D) -2x (E) -2x - 2y ", "E", ["-2x + -2y", "-2x - 2y", "-2y - 2x", "-2x", "-2x - 2y"],
+     [("E", True), ("-2x - 2y", True), ("B", True), ("A", False), ("-2x", False)]),
+]
+
+
+@pytest.mark.parametrize("qid, question, gold, options, answers", DYNAMATH_INLINE, ids=[r[0] for r in DYNAMATH_INLINE])
+def test_dynamath_options_written_inline(qid, question, gold, options, answers, tmp_path):
+    row = {"id": qid, "question": question, "image": f"images/{qid}.png",
+           "decoded_image": {"bytes": png("green"), "path": None}, "ground_truth": gold,
+           "answer_type": "multiple choice", "subject": "graph theory", "knowledge_level": "undergraduate"}
+    write_parquet(tmp_path / "data" / "sample1-00000-of-00001.parquet", [row])
+    [item] = bm.load("dynamath", tmp_path)
+    assert (item.choices, item.question_type) == (options, "multi_choice")
+    for answer, right in answers:  # in the answer block and in free text
+        assert bm.score(item, think(answer))["correct"] is right, answer
+        assert bm.score(item, f"Looking at the figure, the answer is {answer}.")["correct"] is right, answer
+
+
 def test_dynamath_corrupt_image_is_reported(tmp_path):
     rows = dynamath_rows(1)
     rows[1]["decoded_image"] = {"bytes": b"\x89PNG not really", "path": None}

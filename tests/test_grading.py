@@ -258,7 +258,7 @@ def test_equivalence(pred, gold, kw, same):
         "10^{10^{10^{10}}}",  # an exponent tower: refused up front
         "2^{99999999}",  # a huge exponent: refused up front
         "9" * 400,  # longer than any answer: refused up front
-        "(x+1)^{300}*(x-1)^{300}",  # passes the filters; sympy is slow: the worker is killed
+        "(x+1)^{300}*(x-1)^{300}",  # passes the filters; sympy is slow: stopped at its budget of work
     ],
 )
 def test_pathological_inputs_are_refused_or_cut_off(pred):
@@ -266,8 +266,8 @@ def test_pathological_inputs_are_refused_or_cut_off(pred):
     before = grading.STATS["refused"] + grading.STATS["timeouts"]
     t0 = time.perf_counter()
     assert is_equivalent(pred, "\\sin(x)^{2}+\\cos(x)^{2}-1") is False
-    # refused up front or the worker killed at its budget (a count, not a clock race); the
-    # generous bound only catches a hang
+    # refused up front or stopped at its budget (a count of work, not a clock); the generous
+    # bound only catches a hang
     assert grading.STATS["refused"] + grading.STATS["timeouts"] == before + 1
     assert time.perf_counter() - t0 < 30
 
@@ -421,7 +421,7 @@ def test_grading_metrics_per_step():
 UNGUARDED = """
 from visionr1 import grading
 cases = [("\\\\sin(x)^2+\\\\cos(x)^2", "1"), ("x^2-1", "(x-1)(x+1)"), ("\\\\sin(x)", "\\\\cos(x)")]
-print(*(grading.is_equivalent(p, g, timeout=30) for p, g in cases))  # a generous budget: a loaded machine
+print(*(grading.is_equivalent(p, g) for p, g in cases))
 """
 
 
@@ -437,7 +437,7 @@ def test_a_plain_script_without_main_guard_grades_right(tmp_path):
 GARBLED = """
 from visionr1 import grading
 # from a nano RL run (seed 1, step 69): math-verify reads the answer as 0/(0*g*r*E*E*n*s*...)
-print(grading.is_equivalent("0: green squares0", "0", timeout=30), grading.is_equivalent("x^2-1", "(x-1)(x+1)", timeout=30))
+print(grading.is_equivalent("0: green squares0", "0"), grading.is_equivalent("x^2-1", "(x-1)(x+1)"))
 """
 
 

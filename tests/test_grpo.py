@@ -226,8 +226,8 @@ def test_ablation_files_compose_on_a_run():
     assert zero["rl_stages"] == resolve([root / "nano.yaml"], [], decls).values["rl_zero_stages"]
     assert zero["rl_system_prompt"] == "r1-zero" and len(zero["rl_stages"]) == 1
     long = resolve([root / "qwen2.5-vl-7b-8gpu.yaml", root / "ablation-long.yaml"], [], decls).values
-    assert long["run_name"] == "qwen2.5-vl-7b-long" and long["rl_stages"] == [
-        {"steps": 300, "max_completion_length": 16384, "num_generations": 4}]
+    assert long["run_name"] == "qwen2.5-vl-7b-long" and long["rl_stages"] == [  # 4 per GPU: 16K x 8 needs > 80 GB
+        {"steps": 300, "max_completion_length": 16384, "num_generations": 4, "batch_size": 4}]
 
 
 def test_sft_control_gets_rl_compute_not_rl_time(tiny_model_dir, tmp_path):

@@ -99,7 +99,8 @@ def test_params_mistakes_fail_before_anything_runs_or_is_written(tmp_path, capsy
     cases = {  # --set value -> words the error must contain
         "rl_stages=[{steps: 1}]": "missing max_completion_length, num_generations",
         "rl_rollout=vllm_colocate": "#6294",
-        "rl_batch_size=6": "rl_batch_size 6 is not a multiple of its num_generations 8",
+        "rl_batch_size=6": "per-device batch 6 x 1 process(es) x grad_accum 1 = 6 completions per step is not a "
+                           "multiple of num_generations 8",
         "sft_data=/nowhere/sft.jsonl": "sft_data = '/nowhere/sft.jsonl' (from --set): does not exist",
         "base_model=./no-such-model": "neither a local model folder",
         "rl_deepspeed=zero4": "one of none, zero2, zero3, zero3_offload",

@@ -18,15 +18,13 @@ MATH_VERIFY = json.loads((FIXTURES / "math_verify_cases.json").read_text())["cas
 
 
 @pytest.fixture(autouse=True)
-def generous_math_verify_budget(monkeypatch):
-    """These tests measure the grader's rules, not its speed: math-verify's 0.5 s budget per
-    comparison is a wall-clock race: with the suite's two workers beside three training runs on 2
-    cores, math-verify's regression cases agreed 209 / 247 (0.846) against >= 0.90 on an idle
-    machine. So a budget no comparison here comes near, and a check that none ran out."""
-    monkeypatch.setattr(grading, "MATH_VERIFY_TIMEOUT_S", 30.0)
-    before = grading.STATS["timeouts"]
+def no_comparison_runs_out_of_budget():
+    """These tests measure the grader's rules at the budget RL and 04 grade with. That budget counts
+    work, not wall time (grading._within_budget), so the verdicts hold on a loaded machine too;
+    none of these comparisons comes near it."""
+    before = grading.STATS["timeouts"] + grading.STATS["wall_timeouts"]
     yield
-    assert grading.STATS["timeouts"] == before
+    assert grading.STATS["timeouts"] + grading.STATS["wall_timeouts"] == before
 
 
 def test_ours_agrees_with_the_official_mathvista_verdicts():

@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 # In the runner's papermill kernels (it sets VISIONR1_HEADLESS) progress bars are text streamed to
 # the terminal's log: tqdm.auto would draw ipywidgets there, which nobody sees. Set before any
-# module here runs `from tqdm.auto import tqdm`.
+# module here runs `from tqdm.auto import tqdm`. Training, pretraining and evaluation print
+# time-throttled lines there instead of bars (visionr1.training.progress, TrainingProgress).
 if _os.environ.get("VISIONR1_HEADLESS"):
     import tqdm.auto as _auto
     import tqdm.std as _std

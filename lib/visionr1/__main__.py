@@ -1,9 +1,12 @@
 """Command line: `python -m visionr1 COMMAND ...`
 
   run PARAMS... [--only S] [--from S] [--resume] [--set k=v]   run the stage notebooks (papermill)
+  run PARAMS... --dry-run                                       every check run makes, then the plan (commands, GPUs,
+                                                                memory per GPU); runs and writes nothing; exit 0 / 2
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check PATH                                               check every dataset beneath a folder or in a file
-  params PARAMS... [--set k=v]                                  print the resolved params
+  params PARAMS... [--set k=v]                                  print the resolved params (keys and types checked
+                                                                only: `run PARAMS --dry-run` checks everything)
   preflight PARAMS... [--gpu-gib G]                             per-stage memory (24/48/80 GB) and SFT data length
   score FILE [-o OUT] [--official]                              grade a MathVista-format prediction file (ours / calculate_score.py)
   infer --model M --image IMG --prompt TEXT [--backend hf|vllm]  answer one image + prompt, streaming tokens
@@ -77,8 +80,14 @@ def params_main(argv: list[str]) -> int:
     from visionr1.params import ParamsError, declarations, resolve
     from visionr1.runner import stage_notebooks
 
-    ap = argparse.ArgumentParser(prog="python -m visionr1 params",
-                                 description="Print the resolved params and where each value came from.")
+    ap = argparse.ArgumentParser(
+        prog="python -m visionr1 params", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Print the resolved params and where each value came from.\n\n"
+                    "Checks keys and declared types only. Cross-key rules (e.g. a batch that does not hold\n"
+                    "whole groups of num_generations), data and benchmark paths, finished or stale stages\n"
+                    "and memory per GPU are checked by\n"
+                    "  python -m visionr1 run PARAMS... --dry-run\n"
+                    "which exits 0 only when the run can start.")
     ap.add_argument("params", nargs="*")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args(argv)
@@ -89,6 +98,8 @@ def params_main(argv: list[str]) -> int:
         return 2
     for k in sorted(r.values):
         print(f"{yaml.safe_dump({k: r.values[k]}, default_flow_style=True).strip()[1:-1]:60s} # {r.sources[k]}")
+    print("keys and types checked only; everything run checks: python -m visionr1 run "
+          f"{' '.join(args.params + [f'--set {x}' for x in args.sets])} --dry-run", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ at its `where`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import inspect
 import sys
@@ -214,7 +215,33 @@ PRIVATE_HOOKS = {  # TRL private methods grpo.trainer_class overrides, with the 
     "_generate": ["self", "prompts"],
     "_generate_and_score_completions": ["self", "inputs"],
     "_calculate_rewards": ["self", "inputs", "prompts", "completions", "completion_ids_list"],
+    "_get_train_sampler": ["self", "dataset"],
 }
+
+
+def _stages_restart_the_prompts() -> bool:
+    """TRL's RepeatSampler takes no starting position and every trainer seeds it with args.seed: a
+    new trainer per PTST stage would start the same permutation of the prompts again."""
+    from trl.trainer.utils import RepeatSampler
+
+    src = _source("trl.trainer.grpo_trainer", "GRPOTrainer")
+    return (list(inspect.signature(RepeatSampler.__init__).parameters) ==
+            ["self", "data_source", "mini_repeat_count", "batch_size", "repeat_count", "shuffle", "seed"]
+            and "seed=self.args.seed" in src)
+
+
+def _is_correction_on_by_default() -> bool:
+    """GRPOConfig turns vLLM importance sampling on unless told otherwise (sequence_mask, cap 3)."""
+    from trl import GRPOConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    return defaults["vllm_importance_sampling_correction"] is True
+
+
+def _client_holds_group_port_until_exit() -> bool:
+    """VLLMClient keeps its weight-sync group (the trainer binds vllm_group_port) until the process
+    exits: a second trainer in the same process binds the port again."""
+    return "atexit.register(self.close_communicator)" in _source("trl.generation.vllm_client")
 
 
 def _private_hooks_unchanged() -> bool:
@@ -233,8 +260,8 @@ def _private_hooks_unchanged() -> bool:
 COLOCATE_REFUSED = (
     "rl_rollout: vllm_colocate is refused: with trl 1.15 / vllm 0.31, colocated vLLM receives image prompts "
     "whose <|image_pad|> runs are already expanded and samples rollouts from a corrupted prompt without any "
-    "error (TRL issue #6294). Use rl_rollout: vllm_server (start the command 03_grpo_ptst prints, "
-    "`trl vllm-serve ...`, on a GPU the trainer does not use, and set rl_num_gpus to the rest) or rl_rollout: hf.")
+    "error (TRL issue #6294). Use rl_rollout: vllm_server (03 starts `trl vllm-serve` for each stage on "
+    "rl_vllm_gpus GPUs beside the rl_num_gpus training ones) or rl_rollout: hf.")
 
 
 WORKAROUNDS = (
@@ -253,6 +280,18 @@ WORKAROUNDS = (
     Workaround("GRPOTrainer private hooks", "trl", "1.15.0", "grpo.trainer_class (StagedGRPOTrainer)",
                "timings, FLOPs, grading counters and samples are taken by overriding private methods",
                _private_hooks_unchanged),
+    Workaround("PTST stages continue through the prompts", "trl", "1.15.0",
+               "grpo.prompt_sampler (StagedGRPOTrainer._get_train_sampler)",
+               "each stage is a new trainer whose RepeatSampler restarts the same permutation: stage 2 would "
+               "re-train on stage 1's prompts", _stages_restart_the_prompts),
+    Workaround("vLLM importance sampling set explicitly", "trl", "1.15.0",
+               "grpo.grpo_config (rl_vllm_is_correction, rl_vllm_is_cap)",
+               "GRPOConfig turns it on by default (sequence_mask: a completion whose ratio exceeds 3 gets weight "
+               "0); the paper trained without it", _is_correction_on_by_default),
+    Workaround("one process per stage with vllm_server", "trl", "1.15.0",
+               "grpo.launch / grpo.train (a launched process per stage), visionr1.vllm_server",
+               "VLLMClient keeps its weight-sync group port until its process exits (atexit); a second "
+               "stage's trainer in the same process binds it again", _client_holds_group_port_until_exit),
     Workaround("SDPA shares key/value heads under a mask (CPU, no grad)", "transformers", "5.17.0",
                "compat.sdpa_gqa_without_grad (generation.generate, grpo.trainer_class)",
                "transformers repeats every GQA key/value head (a copy of the KV cache per decoding step) whenever "

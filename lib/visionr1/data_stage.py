@@ -14,7 +14,6 @@ Files written under outputs/<run>/00_data/ (the contract later stages read):
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import warnings
@@ -105,11 +104,6 @@ def released_grid_items(records: dict[str, list[dict]], n: int) -> list[tuple]:
                 img, user, answer = r["images"][0], r["problem"], r["answer"]
             items.append((img, f"[{name}] {user[:120]} -> {answer}"))
     return items
-
-
-def write_metrics(path: Path, metrics: dict) -> Path:
-    path.write_text(json.dumps(metrics, indent=2, default=str))
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

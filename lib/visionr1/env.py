@@ -2,7 +2,8 @@
 
 W&B, Hugging Face, Jupyter, IPython and matplotlib write config and caches under $HOME unless
 told otherwise (docs/platform.md); `setup_environment` points them into the project's `.cache/`
-(git-ignored) and makes W&B offline unless the user chose a mode.
+(git-ignored) and sets W&B's mode: the params' `wandb_mode` when a stage passes it (the trainers
+and every process they launch read WANDB_MODE), offline when nothing chose one.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ def stage_dir(output_root: str | Path, run_name: str, stage: str) -> Path:
 
 
 def setup_environment(wandb_mode: str | None = None) -> dict[str, str]:
-    """Point every cache into `.cache/` and default W&B to offline; returns what it set.
+    """Point every cache into `.cache/` and set W&B's mode; returns what it set.
 
-    Values the user already exported are kept, so a researcher can still log to W&B online
-    (`WANDB_MODE=online`) or share a Hugging Face cache (`HF_HOME=...`).
+    `wandb_mode` (each stage passes its params value) wins over any WANDB_MODE already in the
+    environment, the runner's own default included: the params say how a run logs. "online"
+    without a W&B login becomes "offline", with a warning (visionr1.tracking.effective_mode),
+    instead of failing in the trainer hours into a run. Without `wandb_mode` an exported
+    WANDB_MODE is kept, else offline. Other values the user already exported are kept, so a
+    researcher can share a Hugging Face cache (`HF_HOME=...`).
     """
     c = cache_dir()
     wanted = {
@@ -57,7 +62,11 @@ def setup_environment(wandb_mode: str | None = None) -> dict[str, str]:
         if key not in os.environ:
             Path(path).mkdir(parents=True, exist_ok=True)
             os.environ[key] = done[key] = str(path)
-    for key, value in {"WANDB_MODE": wandb_mode or "offline", "WANDB_SILENT": "true",
+    if wandb_mode:
+        from visionr1 import tracking
+
+        os.environ["WANDB_MODE"] = done["WANDB_MODE"] = tracking.effective_mode(wandb_mode)
+    for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true",
                        "TOKENIZERS_PARALLELISM": "false", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}.items():
         if key not in os.environ:
             os.environ[key] = done[key] = value

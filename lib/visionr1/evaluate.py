@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tqdm.auto import tqdm
-
-from visionr1 import backends, benchmarks, grading
+from visionr1 import backends, benchmarks, grading, training
 from visionr1.cold_start import JsonlStore
 
 Responder = Callable[[list], list[str]]  # items -> responses
@@ -107,7 +105,8 @@ def run(items: list, respond: Responder, out: str | Path, s: Sampling, desc: str
         raise ValueError(f"{desc}: item id {dup!r} appears more than once; ids must be unique to resume")
     store = JsonlStore(out)
     todo = [i for i in items if i.id not in store]
-    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="sample", dynamic_ncols=True)
+    bar = training.progress(len(items), desc if desc == "evaluating" else f"evaluating {desc}", unit="sample",
+                            initial=len(items) - len(todo), dynamic_ncols=True)
     try:
         for k in range(0, len(todo), s.batch_size):
             batch = todo[k:k + s.batch_size]

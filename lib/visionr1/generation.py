@@ -4,9 +4,8 @@ accuracy figures of a set of responses graded with visionr1.grading."""
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
-from visionr1 import backends, compat, grading
+from visionr1 import backends, compat, grading, training
 
 
 def chat_prompt(processor, question: str, system: str | None = None, image: bool = True) -> str:
@@ -19,8 +18,9 @@ def chat_prompt(processor, question: str, system: str | None = None, image: bool
 @torch.no_grad()
 def generate(model, processor, images: list, questions: list[str], max_new_tokens: int = 256,
              batch_size: int = 32, temperature: float = 0.0, top_p: float = 1.0, system: str | None = None,
-             progress: bool = False) -> list[str]:
-    """Responses to (image, question) pairs; greedy when temperature is 0."""
+             progress: bool = False, desc: str = "generating") -> list[str]:
+    """Responses to (image, question) pairs; greedy when temperature is 0. `progress` shows
+    `desc` with samples done, rate and ETA (visionr1.training.progress)."""
     compat.sdpa_gqa_without_grad()
     compat.kv_cache_in_place_without_grad()
     model.eval()
@@ -28,15 +28,18 @@ def generate(model, processor, images: list, questions: list[str], max_new_token
     side = tok.padding_side
     tok.padding_side = "left"
     out: list[str] = []
+    bar = training.progress(len(questions), desc, unit="sample", disable=not progress)
     try:
-        for i in tqdm(range(0, len(questions), batch_size), desc="generating", disable=not progress):
+        for i in range(0, len(questions), batch_size):
             enc = processor(text=[chat_prompt(processor, q, system) for q in questions[i:i + batch_size]],
                             images=images[i:i + batch_size], return_tensors="pt", padding=True)
             enc = enc.to(model.device)
             kw = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, **kw)
             out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            bar.update(len(questions[i:i + batch_size]))
     finally:
+        bar.close()
         tok.padding_side = side
     return out
 
@@ -61,7 +64,7 @@ def evaluate_models(models: dict[str, str], samples: list, max_new_tokens: int, 
     out = {"eval_samples": len(samples), "chance_accuracy": round(nano_task.chance_accuracy(samples), 4)}
     for name, path in models.items():
         resp = generate(tiny_model.load_model(path), tiny_model.load_processor(path), imgs, qs,
-                        max_new_tokens=max_new_tokens, progress=progress)
+                        max_new_tokens=max_new_tokens, progress=progress, desc=f"answering ({name})")
         sc = score(resp, golds, choices)
         out[f"{name}_responses"] = resp
         out[f"{name}_format_rate"] = round(sc["format_rate"], 4)

@@ -12,9 +12,15 @@ what RL learns and what the tables say. Three parts:
                                    degrees, units, option letters, normalized strings) and
                                    math-verify for LaTeX, expressions, sets and intervals
 
-Every check is bounded in time. math-verify runs in a worker process (its own timeouts use
-signal.alarm, which fails outside the main thread, and sympy can hang on inputs such as
-10^{10^{10^{10}}}): a call that exceeds its budget kills the worker and grades the answer wrong.
+Every check is bounded, and the bound does not depend on how busy the machine is. math-verify
+runs in a worker process (its own timeouts use signal.alarm, which fails outside the main thread,
+and sympy can hang on inputs such as 10^{10^{10^{10}}}). Its budget (MATH_VERIFY_TIMEOUT_S) is
+counted by the worker as work done, not as time (`_within_budget`): a comparison that exceeds it is
+graded wrong and counted in `timeouts`. A wall-clock budget made the grade depend on the load: the
+same comparison finished in time on an idle machine and timed out beside a training run, and an RL
+box grades while 8 ranks and vLLM compete for its CPUs, so one completion earned different rewards
+from run to run. The parent keeps only a generous wall-clock safety net for a worker that is stuck
+(`wall_timeouts`, counted apart).
 Inputs no answer needs (an answer over MAX_ANSWER_CHARS, exponent towers) are refused up front.
 
 Written by hand where no library does the job: math-verify misses bare option letters and reads a
@@ -39,7 +45,18 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 MAX_ANSWER_CHARS = 300  # an "answer" longer than this is not an answer: graded wrong, never parsed
-MATH_VERIFY_TIMEOUT_S = 0.5  # budget of one math-verify comparison (worker killed past it)
+# math-verify's budget per comparison: past it the answer is graded wrong and counted in `timeouts`.
+# Measured as work, not time (see _within_budget): the same answers get the same verdict on an idle
+# or a loaded machine, a fast or a slow one.
+MATH_VERIFY_TIMEOUT_S = 0.5  # the budget, in seconds of typical sympy work (WORK_PER_S passes a second)
+MATH_VERIFY_WORK_PER_S = 150  # garbage-collector passes per second of budget (sympy: 100-200 per CPU second)
+MATH_VERIFY_CPU_FACTOR = 4  # a CPU-time backstop at 4x the budget, for work that keeps no objects alive
+MATH_VERIFY_HARD_CPU_S = 2  # and the kernel's (RLIMIT_CPU) this much later, for C code that never returns
+# The parent's safety net, wall clock: a worker silent for max(MIN_S, FACTOR x budget) is killed and
+# counted in `wall_timeouts`. Far above the budget, so that load alone never reaches it (4 busy
+# processes on 2 cores stretch a comparison's wall time ~7x); only a worker that is stuck does.
+MATH_VERIFY_WALL_FACTOR = 20
+MATH_VERIFY_WALL_MIN_S = 10.0
 # The worker's str hash seed and sympy's random seed (sympy shuffles facts while it infers
 # assumptions, and orders sets by str hashes). Left random, sympy simplified 0 - 0/(0 g r E ...)
 # (math-verify's reading of "0: green squares0") to 0 in one process and to nan in the next, so the
@@ -51,7 +68,9 @@ SYMPY_SEED = 0
 
 log = logging.getLogger(__name__)
 
-COUNTERS = ("timeouts", "refused", "ungradeable_gold", "errors")  # what can go wrong while grading
+# what can go wrong while grading; `timeouts`: math-verify spent its budget of work (a property of
+# the answers), `wall_timeouts`: the worker went silent past the safety net (stuck, never just slow)
+COUNTERS = ("timeouts", "refused", "ungradeable_gold", "errors", "wall_timeouts")
 STATS: Counter = Counter()  # process-wide: the COUNTERS, graded (comparisons made), grading_s (their time)
 
 # ---------------------------------------------------------------------------------------------
@@ -637,7 +656,8 @@ def is_equivalent(pred: str | None, gold: str, *, precision: int | None = None,
 
     `precision`: decimal places at which numbers are compared (the benchmark's); `choices`: the
     options of a multiple-choice question, `gold` then being a letter or an option's text;
-    `timeout`: math-verify's budget in seconds (default MATH_VERIFY_TIMEOUT_S, read at each call).
+    `timeout`: math-verify's budget in seconds of typical sympy work (default MATH_VERIFY_TIMEOUT_S,
+    read at each call), counted as work, not time: the same verdict however busy the machine is.
 
     >>> is_equivalent("0.5", "\\\\frac{1}{2}"), is_equivalent("3.14", "3.1416", precision=2)
     (True, True)
@@ -872,37 +892,124 @@ _worker: subprocess.Popen | None = None
 WORKER_START_TIMEOUT_S = 120.0
 
 
+class _OverBudget(BaseException):
+    """The comparison spent its budget. A BaseException: math-verify and sympy catch Exception
+    (and math-verify its own TimeoutException) inside, and would swallow it."""
+
+
+_GC_THRESHOLD = (700, 10, 10)  # Python's defaults, fixed while a budget runs: one unit of work is one pass
+
+
+def _within_budget(budget_s: float, fn):
+    """fn() within `budget_s` seconds of typical sympy work: ("ok", value) or ("timeout", None).
+    Main thread only (signal handlers); what it changes in the process is restored on return.
+
+    Why work and not time: under a wall-clock budget the verdict depended on the load (the same
+    comparison finished in time idle and timed out beside a training run: on math-verify's
+    regression cases 16-28 of 247 verdicts changed when 4 busy processes shared the 2 cores), and
+    even CPU time grows 15-20% when other processes share the cores (caches, clocks), enough to
+    flip a comparison near its budget. Work is counted as the garbage collector's passes: Python
+    runs one per 700 new objects kept alive, so their number follows from the answers (and from
+    the hash seed and sympy's seed, both fixed in the worker), never from the clock. sympy makes
+    100-200 passes per CPU second; the budget is MATH_VERIFY_WORK_PER_S passes per second. Past it
+    the answer is wrong however soon the interruption lands: the count decides, not a race.
+
+    Every pass past the budget interrupts fn again, in case a handler inside the libraries
+    swallows one interruption. Backstops for work that keeps no objects alive (a big-integer
+    loop): MATH_VERIFY_CPU_FACTOR x budget_s of CPU time (ITIMER_PROF: this process's user and
+    system time; then every 50 ms), and RLIMIT_CPU MATH_VERIFY_HARD_CPU_S later, which ends the
+    process in C code that never returns to Python.
+    """
+    import gc
+    import resource
+    import signal
+
+    limit, cpu_s = round(MATH_VERIFY_WORK_PER_S * budget_s), MATH_VERIFY_CPU_FACTOR * budget_s
+    passes, armed = 0, True
+
+    # _OverBudget must be raised in fn's code: raised in the collector's callback it is printed and
+    # ignored. From there (or when the timer's signal is handled there), a trace function raises it
+    # at fn's next function call instead.
+    def tracer(frame, event, arg):
+        if armed and frame.f_code is not on_gc.__code__:
+            raise _OverBudget
+
+    def on_signal(signum, frame) -> None:
+        if armed and frame is not None and frame.f_code is on_gc.__code__:
+            sys.settrace(tracer)
+        elif armed:
+            raise _OverBudget
+
+    def on_gc(phase: str, info: dict) -> None:
+        nonlocal passes
+        if phase == "start" and armed:
+            passes += 1
+            if passes > limit:
+                sys.settrace(tracer)
+
+    used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    saved = (signal.getsignal(signal.SIGPROF), gc.get_threshold(), resource.getrlimit(resource.RLIMIT_CPU),
+             sys.gettrace())
+    resource.setrlimit(resource.RLIMIT_CPU, (int(used + cpu_s) + 1 + MATH_VERIFY_HARD_CPU_S, saved[2][1]))
+    signal.signal(signal.SIGPROF, on_signal)
+    gc.set_threshold(*_GC_THRESHOLD)
+    gc.callbacks.append(on_gc)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_PROF, cpu_s, 0.05)
+            value = fn()
+        finally:
+            armed = False  # first: a signal from here on finds it disarmed (or is caught below)
+            sys.settrace(saved[3])
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            gc.callbacks.remove(on_gc)
+            gc.set_threshold(*saved[1])
+            signal.signal(signal.SIGPROF, saved[0])
+            resource.setrlimit(resource.RLIMIT_CPU, saved[2])
+    except _OverBudget:
+        return "timeout", None
+    return ("timeout", None) if passes > limit else ("ok", value)
+
+
 def _worker_main() -> None:
-    """The worker's loop: one JSON request per stdin line -> one JSON reply per stdout line."""
+    """The worker's loop: one JSON request [pred, gold, precision, budget] per stdin line -> one
+    JSON reply [status, value] per stdout line; status ok (value: the verdict), timeout or error."""
     import json
     import logging
+    import resource
 
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # timeouts are ours: silence its warning
     import sympy.core.random as sympy_random
     from math_verify import parse, verify
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a worker ended by RLIMIT_CPU leaves no core file
     sympy_random.seed(SYMPY_SEED)
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
-    # the first comparison builds the parsers (about a second): done here, not inside a budget
+    # the first comparison builds the parsers (about a second): done here, not inside a budget.
+    # math-verify's own (wall-clock, signal.alarm) timeouts stay off: the budget is _within_budget's
     verify(parse("$x^2+1$", extraction_config=configs, parsing_timeout=None),
            parse("$1+x^2$", extraction_config=configs, parsing_timeout=None), timeout_seconds=None)
     out = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the reply channel
+
+    def compare(pred: str, gold: str, precision: int | None) -> bool:
+        g = parse(f"${gold}$", extraction_config=configs, parsing_timeout=None)
+        p = parse(f"${pred}$", extraction_config=configs, parsing_timeout=None)
+        ok = bool(g) and bool(p) and not any(map(_divides_by_zero, p)) and verify(g, p, timeout_seconds=None)
+        if not ok and precision is not None and g and p:
+            ok = _numeric_equal(g[0], p[0], precision)
+        return bool(ok)
+
     out.write('"ready"\n')
     out.flush()
     for line in sys.stdin:
-        pred, gold, precision = json.loads(line)
+        pred, gold, precision, budget = json.loads(line)
         sympy_random.seed(SYMPY_SEED)  # a grade depends on the answers, not on what was graded before
         try:
-            g = parse(f"${gold}$", extraction_config=configs, parsing_timeout=None)
-            p = parse(f"${pred}$", extraction_config=configs, parsing_timeout=None)
-            ok = bool(g) and bool(p) and not any(map(_divides_by_zero, p)) and verify(g, p, timeout_seconds=None)
-            if not ok and precision is not None and g and p:
-                ok = _numeric_equal(g[0], p[0], precision)
-            reply = ["ok", bool(ok)]
+            reply = _within_budget(budget, lambda: compare(pred, gold, precision))
         except Exception as e:  # noqa: BLE001 - report any sympy/parser failure to the caller
-            reply = ["error", f"{type(e).__name__}: {e}"]
+            reply = ("error", f"{type(e).__name__}: {e}")
         out.write(json.dumps(reply) + "\n")
         out.flush()
 
@@ -957,37 +1064,52 @@ def _drain(stream) -> None:
 
 
 def _read_line(proc: subprocess.Popen, timeout: float) -> str | None:
-    """One reply line within `timeout` seconds; None if none came (or the worker died)."""
+    """One reply line within `timeout` seconds; None if none came, "" if the worker ended."""
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     if not ready:
         return None
-    line = proc.stdout.readline()
-    return line or None
+    return proc.stdout.readline()
 
 
 def _math_verify(pred: str, gold: str, precision: int | None, timeout: float) -> bool:
+    """math-verify's verdict from the worker within a budget of `timeout` seconds of work (wrong past it)."""
     import json
+    import signal
 
     global _worker
+    wall_s = max(MATH_VERIFY_WALL_MIN_S, MATH_VERIFY_WALL_FACTOR * timeout)  # the safety net only
     with _worker_lock:  # one comparison at a time; safe from any thread
         if _worker is None or _worker.poll() is not None:
             _worker = _start_worker()
         proc = _worker
         try:
-            proc.stdin.write(json.dumps([pred, gold, precision]) + "\n")
+            proc.stdin.write(json.dumps([pred, gold, precision, timeout]) + "\n")
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            line = None
+            line = ""
         else:
-            line = _read_line(proc, timeout)
-        if line is None:
+            line = _read_line(proc, wall_s)
+        if not line:  # None: the worker is stuck (the wall-clock safety net); "": it ended
+            stuck = line is None
             proc.kill()
             proc.wait(5)
             _worker = None
-            STATS["timeouts"] += 1
+            if stuck:
+                STATS["wall_timeouts"] += 1
+                log.warning("the math-verify worker was silent for %.0f s on %r vs %r; restarted",
+                            wall_s, pred[:80], gold[:80])
+            elif proc.returncode == -signal.SIGXCPU:  # in C code past the CPU backstop: RLIMIT_CPU ended it
+                STATS["timeouts"] += 1
+            else:
+                STATS["errors"] += 1
+                log.warning("the math-verify worker ended (exit status %s) on %r vs %r; restarted",
+                            proc.returncode, pred[:80], gold[:80])
             threading.Thread(target=_restart_worker, daemon=True).start()  # the next call needn't wait
             return False
     status, value = json.loads(line)
+    if status == "timeout":
+        STATS["timeouts"] += 1
+        return False
     if status == "error":
         STATS["errors"] += 1
         return False

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from visionr1 import generation, nano_task, tiny_model
+from visionr1 import generation, nano_task, tiny_model, training
 
 RECIPE_VERSION = 3  # bump when the pretraining code changes, so cached models are rebuilt
 CAPTION_PROMPT = "Describe the image."
@@ -54,7 +53,7 @@ class BaseParams:
     grid: int = 3
     mc_fraction: float = 0.5
     # torch's intra-op threads: on some CPUs 1 and 2 threads round differently and pretrain another
-    # model (README "Nano results"), so a run at one count never reuses a base pretrained at another
+    # model (docs/results.md), so a run at one count never reuses a base pretrained at another
     threads: int = field(default_factory=torch.get_num_threads)
 
     def key(self) -> str:
@@ -190,8 +189,8 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
     history = []
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(total), desc="nano base pretraining", disable=not progress, mininterval=2)
-    for step in bar:
+    bar = training.progress(total, "nano base pretraining", disable=not progress, mininterval=2)
+    for step in range(total):
         pool = easy if step < params.curriculum_fraction * total else range(len(data))
         idx = rng.sample(pool, params.batch_size) if len(pool) >= params.batch_size else list(pool)
         loss = model(**data.batch(idx)).loss
@@ -208,6 +207,8 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
             acc = direct_accuracy(model, processor, eval_samples)
             log(f"step {step}: direct accuracy {acc['accuracy']:.3f} {acc['per_type']}")
             model.train()
+        bar.update(1)
+    bar.close()
     train_s = time.perf_counter() - t0
     model.save_pretrained(out)
     summary = {"params": asdict(params), "key": params.key(), "train_seconds": round(train_s, 1),

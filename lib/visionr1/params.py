@@ -272,3 +272,11 @@ def notebook_values(namespace: dict, notebook: str | Path) -> dict[str, object]:
     path = Path(notebook)
     path = path if path.is_absolute() else env.NOTEBOOKS_DIR / path
     return {k: namespace[k] for k in parse_declarations(parameters_cell(path), path.name) if k in namespace}
+
+
+def stage_notebooks(notebooks_dir: Path) -> list[Path]:
+    """The stage notebooks, in order of their number prefix (00_data, 01_..., ...)."""
+    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise ParamsError(f"no stage notebooks (NN_name.ipynb) in {notebooks_dir}")
+    return nbs

@@ -70,3 +70,25 @@ def accuracy_bars(accuracy: dict[str, float], chance: float | None, title: str, 
     if path is not None:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def benchmark_bars(results: dict[str, dict[str, dict]], title: str, chance: float | None = None,
+                   path: str | Path | None = None):
+    """04's results: accuracy (percent) per benchmark, one bar per model (`grouped_bars`), a dashed
+    line at the nano split's chance level when given. `results`: model -> benchmark -> scores with
+    "accuracy", as `stage_report.evaluate_all` returns them. Returns the figure."""
+    series = {model: {bench: scores["accuracy"] for bench, scores in per_bench.items()}
+              for model, per_bench in results.items()}
+    if not series:
+        raise ValueError(f"benchmark_bars({title!r}): no results to draw")
+    n_bars = len(series) * len(next(iter(series.values()), {}))
+    fig, ax = plt.subplots(figsize=(max(5, 1.6 * n_bars), 3.6))
+    grouped_bars(ax, series, title, "accuracy (%)")
+    if chance is not None:
+        ax.axhline(chance, color="k", ls="--", lw=1, label="nano chance")
+        ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig

@@ -11,7 +11,11 @@ for; 1: something does not (the stage and the shortfall are named); 2: unusable 
 
 The memory model (weights, gradients, Adam, activations, KV cache, a reference copy) is
 `estimate_gib`, the one used by 02's own pre-flight too (`sft_data`: every sample's tokens against
-the cutoff); bench/gpu_check.py measures peaks on a GPU to check it against.
+the cutoff), and `python -m visionr1 run ... --dry-run` shows it per stage. Its activations
+(`activation_bytes`) are counted from first principles: the stored layer inputs, one recomputed
+layer's working set (the MLP's 3 x intermediate width dominates it), the vision tower's patches
+and TRL's fused LM head. bench/gpu_check.py measures peaks on a GPU to check it against (not yet
+done for this model of the activations: no GPU was at hand when it was written).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from visionr1.tiny_model import SIZES, TinySize
 GIB = 2**30
 DEFAULT_GPU_GIB = (24.0, 48.0, 80.0)
 RL_TEXT_TOKENS = 1024  # the RL prompt's text and template, an allowance (RL questions are short)
+MERGED_PIXELS = 28 * 28  # pixels per merged vision token (14 x 14 patches, merged 2 x 2)
 
 # Published configs of Qwen2.5-VL (config.json of Qwen/Qwen2.5-VL-{3B,7B,32B,72B}-Instruct): the text
 # model's shape, and the vision tower every size shares (32 blocks of width 1280, SwiGLU 3420).
@@ -98,38 +103,109 @@ class Setup:
     n_gpus: int
     zero: int                # 0 (none / DDP), 2 or 3
     offload: bool
-    batch: int               # sequences per device per forward
+    batch: int               # sequences per device per forward (the per-device micro-batch)
     seq: int                 # tokens per sequence (image + text + completion)
     gradient_checkpointing: bool
     bf16: bool = True
     reference: bool = False  # a frozen copy for the KL term (full-parameter RL with beta > 0)
     kv_cache: bool = False   # HF generate on the training GPU keeps a KV cache for the batch
     vllm_share: float = 0.0  # share of the GPU a colocated vLLM takes
+    image_tokens: int = 0    # merged vision tokens of each sequence's image (4 patches each in the vision tower)
+    loss_tokens: int | None = None  # tokens per sequence the LM head scores (RL: the completion; None: seq)
+
+
+# TRL 1.15's fused LM head (trl/kernels/chunked_logprob.py): tiles of 4,096 tokens x 32,768 vocabulary
+LM_HEAD_TILE = (4096, 32768)
+
+
+def activation_bytes(a: TinySize, s: Setup) -> dict[str, float]:
+    """Per-GPU bytes of activations in one training forward and backward, by part.
+
+    Elements are 2 bytes (bf16; 4 in fp32), per token of the micro-batch (`batch` sequences of
+    `seq` tokens) unless said otherwise; h = text hidden, kv = h x kv_heads / heads, I = MLP width,
+    L = layers; attention is a fused kernel (flash / SDPA), which keeps no seq x seq matrix.
+
+    Language model. One decoder layer's working set W, the tensors its backward needs: the
+    normed input (h), q, k, v (h + 2 kv), the attention output (h), the residual sum entering
+    the MLP (h), its normed copy (h), and the SwiGLU MLP's gate, up and their product
+    (3 x I): W = 5h + 2kv + 3I. Without gradient checkpointing every layer keeps its input and
+    W: L x (h + W). With it, only each layer's input is kept (L x h) and one layer at a time is
+    recomputed during the backward, holding W: L x h + W. For Qwen2.5-VL-7B that is 2 x 3584 x 28
+    = 200,704 B stored plus 2 x (5 x 3584 + 2 x 512 + 3 x 18944) = 151,552 B recomputed per token:
+    the recomputed layer is three quarters as large again as everything stored, because its MLP
+    is 5.3 x wider than the hidden state.
+
+    Vision tower (trained only by full fine-tuning: LoRA adapts the language model and the tower
+    stays frozen, so nothing of it is kept for a backward). Each image is `image_tokens` merged
+    tokens = 4 x image_tokens patches of 14 x 14 pixels; a block's working set is 7 vh + 3 vI
+    per patch (no grouped KV: k and v are vh wide each). With checkpointing: patches x vh x
+    depth stored plus one block's working set; without: depth x (vh + 7 vh + 3 vI). At 1,003,520
+    pixels (1,280 tokens, 5,120 patches) that is 5,120 x 2 x 1280 x 32 = 0.39 GiB per image
+    stored, plus 5,120 x 2 x (7 x 1280 + 3 x 3420) = 0.18 GiB while a block is recomputed.
+
+    LM head. TRL's fused head projects the scored tokens N (`loss_tokens` per sequence) in
+    tiles of 4,096 tokens x 32,768 vocabulary entries (one tile live), and its backward
+    accumulates the gradient of those N hidden states in fp32 (N x h x 4 B) and, when the head
+    is trained (full fine-tuning), the head's weight gradient in fp32 (vocab x h x 4 B).
+
+    The backward visits the LM head, then the text layers, then the vision blocks: one of the
+    three working sets is live at a time, on top of everything stored. So activations = text
+    stored + vision stored + the largest working set.
+    """
+    e = 2 if s.bf16 else 4
+    h, L, inter = a.text_hidden, a.text_layers, a.text_intermediate
+    kv = h * a.text_kv_heads // a.text_heads
+    vh, vd, vi = a.vision_hidden, a.vision_depth, a.vision_intermediate
+    tokens = s.batch * s.seq
+    patches = s.batch * 4 * s.image_tokens
+    layer_ws = e * (5 * h + 2 * kv + 3 * inter)      # per token
+    block_ws = e * (7 * vh + 3 * vi)                 # per patch
+    if s.gradient_checkpointing:
+        text_stored, text_ws = tokens * e * h * L, tokens * layer_ws
+    else:
+        text_stored, text_ws = tokens * L * (e * h + layer_ws), 0
+    full = s.method == "full"
+    if not full:
+        vision_stored, vision_ws = 0, 0
+    elif s.gradient_checkpointing:
+        vision_stored, vision_ws = patches * e * vh * vd, patches * block_ws
+    else:
+        vision_stored, vision_ws = patches * vd * (e * vh + block_ws), 0
+    scored = s.batch * (s.seq if s.loss_tokens is None else s.loss_tokens)
+    lm_ws = min(scored, LM_HEAD_TILE[0]) * min(a.vocab_size, LM_HEAD_TILE[1]) * e + scored * h * 4 + \
+        (a.vocab_size * h * 4 if full else 0)
+    return {"text_stored": text_stored, "text_layer": text_ws, "vision_stored": vision_stored,
+            "vision_block": vision_ws, "lm_head": lm_ws,
+            "total": text_stored + vision_stored + max(text_ws, vision_ws, lm_ws)}
 
 
 def estimate_gib(a: TinySize, s: Setup) -> dict:
     """Per-GPU memory, GiB. Weights 2 B/param in bf16 (4 in fp32); full fine-tuning adds gradients
     (2 B) and Adam moments + fp32 master weights (12 B) per trainable parameter; LoRA trains about
     1%. ZeRO shards optimizer states (stage 1+), gradients (2+) and weights (3) over the GPUs.
-    Activations ~ batch x seq x hidden x layers x (34 B, or 2 B with gradient checkpointing); the
-    LM head's logits are chunked by TRL's kernel and left out. The KV cache of HF generate is
-    batch x seq x layers x 2 x kv_heads x head_dim x 2 B. +10% fragmentation, +1.5 GiB CUDA context.
+    Activations: `activation_bytes` (text layers, the vision tower, TRL's fused LM head). The KV
+    cache of HF generate, batch x seq x layers x 2 x kv_heads x head_dim x 2 B, lives during the
+    rollout and is freed before the training pass: the larger of the two counts. +10%
+    fragmentation, +1.5 GiB CUDA context.
     """
     p = n_params(a)
     shard = lambda x, stage: x / s.n_gpus if s.zero >= stage else x  # noqa: E731
     lora = s.method in ("lora", "unsloth", "lora_fast")
     trainable = p * (0.01 if lora else 1.0)
+    act = activation_bytes(a, s)
     out = {
         "weights": shard((2 if s.bf16 else 4) * p, 3),
         "grads": shard(2 * trainable, 2),
         "optimizer": 0.0 if s.offload else shard(12 * trainable, 1),
         "reference": shard(2 * p, 3) if s.reference and not lora else 0.0,
-        "activations": s.batch * s.seq * a.text_hidden * a.text_layers * (2 if s.gradient_checkpointing else 34),
+        "activations": act["total"],
         "kv_cache": (s.batch * s.seq * a.text_layers * 2 * a.text_hidden * a.text_kv_heads // a.text_heads * 2
                      if s.kv_cache else 0.0),
     }
-    total = sum(out.values()) * 1.1 + 1.5 * GIB
+    static = out["weights"] + out["grads"] + out["optimizer"] + out["reference"]
+    total = (static + max(out["activations"], out["kv_cache"])) * 1.1 + 1.5 * GIB
     out = {k: round(v / GIB, 1) for k, v in out.items()}
+    out.update({f"act_{k}": round(v / GIB, 1) for k, v in act.items() if k != "total"})
     out["total"] = round(total / GIB, 1)
     out["vllm_share"] = s.vllm_share  # of the GPU, whatever its size
     return out
@@ -153,14 +229,17 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
         out.append((f"02 SFT ({v['sft_method']}, {v['sft_cutoff_len']} tokens)", model, Setup(
             method=v["sft_method"], n_gpus=n, zero=training.ZERO_STAGE[v["sft_deepspeed"]] if n > 1 else 0,
             offload=v["sft_deepspeed"] == "zero3_offload", batch=int(v["sft_batch_size"]), seq=int(v["sft_cutoff_len"]),
-            gradient_checkpointing=bool(v["sft_gradient_checkpointing"]), bf16=bool(v["sft_bf16"]))))
+            gradient_checkpointing=bool(v["sft_gradient_checkpointing"]), bf16=bool(v["sft_bf16"]),
+            # the largest image can fill the whole cutoff: a bound, the data's own images are often smaller
+            image_tokens=min(int(v["sft_max_pixels"]) // MERGED_PIXELS, int(v["sft_cutoff_len"])))))
     if "03_grpo_ptst" not in skip:
         n = int(v["rl_num_gpus"])
         rl_model = model if models.is_stage_ref(v["rl_start"]) else v["rl_start"]
         method = "lora" if int(v.get("rl_lora_r") or 0) > 0 else "full"
         grpo.check_stages(v["rl_stages"])
+        image = int(v["rl_max_pixels"]) // MERGED_PIXELS
         for k, st in enumerate(v["rl_stages"], 1):
-            seq = int(v["rl_max_pixels"]) // (28 * 28) + RL_TEXT_TOKENS + int(st["max_completion_length"])
+            seq = image + RL_TEXT_TOKENS + int(st["max_completion_length"])
             batch = int(st.get("batch_size") or v["rl_batch_size"] or st["num_generations"])
             out.append((f"03 RL stage {k} ({st['max_completion_length']} x {st['num_generations']}, {method})",
                         rl_model, Setup(
@@ -168,6 +247,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
                             offload=v["rl_deepspeed"] == "zero3_offload", batch=batch, seq=seq,
                             gradient_checkpointing=bool(v["rl_gradient_checkpointing"]), bf16=bool(v["rl_bf16"]),
                             reference=float(v["rl_beta"]) > 0, kv_cache=v["rl_rollout"] == "hf",
+                            image_tokens=image, loss_tokens=int(st["max_completion_length"]),
                             vllm_share=float(v["rl_vllm_gpu_memory_utilization"]) if v["rl_rollout"] == "vllm_colocate"
                             else 0.0)))
     return out
@@ -224,17 +304,24 @@ def sft_data_lengths(v: dict, setup: Setup) -> tuple[Setup, str]:
         (f"; PROBLEM: {'; '.join(rep['problems'])}" if rep["problems"] else "")
 
 
-def report(v: dict, sizes: tuple[float, ...]) -> tuple[list[dict], list[str]]:
-    """One row per training stage: model, estimate, a verdict per GPU size; plus notes."""
+def report(v: dict, sizes: tuple[float, ...], data_lengths: bool = True) -> tuple[list[dict], list[str]]:
+    """One row per training stage: model, estimate, a verdict per GPU size; plus notes.
+    `data_lengths`: 02's sequences from the local SFT data when it and the model's processor are on
+    disk (reads every sample); False: at the cutoff, the stated assumption."""
     rows, notes = [], []
     for label, ref, setup in stage_setups(v):
         name, arch = architecture(ref)
         if label.startswith("02"):
-            setup, note = sft_data_lengths(v, setup)
+            if data_lengths:
+                setup, note = sft_data_lengths(v, setup)
+            else:
+                note = f"02: every sample assumed at the cutoff ({setup.seq} tokens)"
             notes.append(note)
         mem = estimate_gib(arch, setup)
         rows.append({"stage": label, "model": name, "params_b": round(n_params(arch) / 1e9, 2), "gpus": setup.n_gpus,
-                     "memory_gib": mem, "fits": {g: fits(mem, g) for g in sizes}})
+                     "memory_gib": mem, "fits": {g: fits(mem, g) for g in sizes},
+                     "notebook": "02_cold_start_sft" if label.startswith("02") else "03_grpo_ptst",
+                     "ptst_stage": int(label.split()[3]) if label.startswith("03") else None})
     if "03_grpo_ptst" not in set(v.get("skip_stages") or []):
         notes.append(f"03: RL sequences assumed at the largest image ({int(v['rl_max_pixels']) // 784} tokens at "
                      f"rl_max_pixels) + {RL_TEXT_TOKENS} text tokens + the stage's completion length")
@@ -243,8 +330,7 @@ def report(v: dict, sizes: tuple[float, ...]) -> tuple[list[dict], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     from visionr1 import env
-    from visionr1.params import ParamsError, declarations, resolve
-    from visionr1.runner import stage_notebooks
+    from visionr1.params import ParamsError, declarations, resolve, stage_notebooks
 
     ap = argparse.ArgumentParser(prog="python -m visionr1 preflight", description=__doc__.split("\n\n")[0])
     ap.add_argument("params", nargs="*")

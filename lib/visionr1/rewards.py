@@ -77,10 +77,10 @@ def _grades(completions, kwargs) -> list[grading.Grade | None]:
 
 def grading_metrics(before: dict, after: dict | None = None) -> dict[str, float]:
     """The grading counters between two `dict(grading.STATS)` snapshots, as logged per step:
-    grading/{graded, timeouts, refused, ungradeable_gold, errors, mean_ms}.
+    grading/{graded, timeouts, refused, ungradeable_gold, errors, wall_timeouts, mean_ms}.
 
     >>> grading_metrics({"graded": 2, "grading_s": 0.01}, {"graded": 4, "grading_s": 0.03, "timeouts": 1})
-    {'grading/graded': 2, 'grading/timeouts': 1, 'grading/refused': 0, 'grading/ungradeable_gold': 0, 'grading/errors': 0, 'grading/mean_ms': 10.0}
+    {'grading/graded': 2, 'grading/timeouts': 1, 'grading/refused': 0, 'grading/ungradeable_gold': 0, 'grading/errors': 0, 'grading/wall_timeouts': 0, 'grading/mean_ms': 10.0}
     """
     after = dict(grading.STATS) if after is None else after
     d = {k: after.get(k, 0) - before.get(k, 0) for k in ("graded",) + grading.COUNTERS}

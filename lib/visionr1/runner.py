@@ -1,7 +1,7 @@
 """The runner: executes the stage notebooks in order with papermill into outputs/<run_name>/.
 
     python -m visionr1 run params/nano.yaml [more.yaml ...] [--only STAGE] [--from STAGE]
-                                             [--resume] [--set key=value ...]
+                                             [--resume] [--overwrite] [--set key=value ...] [--dry-run]
 
 Params are resolved and checked against every notebook's `parameters` cell before anything runs;
 the resolved params are written to outputs/<run>/params.yaml; each stage's executed notebook is
@@ -17,6 +17,11 @@ again; `--resume` re-runs a stage whose params or inputs changed, and says why; 
 marks stale stages, and no stage starts on stale inputs. A folder holding finished stages made
 with other params is refused (naming the keys) unless `--resume` or `--overwrite` (which moves the
 old outputs to `<run>/_replaced/<time>/`, never deleting them).
+
+`--dry-run` makes every one of these checks without running or writing anything, then prints the
+plan: each stage, its launch command(s) and GPUs (vLLM's start and stop per PTST stage in server
+mode) and preflight's memory per GPU for each training stage; exit 0 when the run can start, 2
+with every problem listed.
 """
 
 from __future__ import annotations
@@ -34,19 +39,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from visionr1 import env, validate
-from visionr1.params import ParamsError, Resolved, declarations, resolve
+from visionr1.params import ParamsError, Resolved, declarations, resolve, stage_notebooks
 
 
 class StageFailed(RuntimeError):
     pass
-
-
-def stage_notebooks(notebooks_dir: Path) -> list[Path]:
-    """The stage notebooks, in order of their number prefix (00_data, 01_..., ...)."""
-    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-    if not nbs:
-        raise ParamsError(f"no stage notebooks (NN_name.ipynb) in {notebooks_dir}")
-    return nbs
 
 
 def pick_stage(name: str, stages: list[str]) -> str:
@@ -139,15 +136,35 @@ class _KnownParameters(logging.Filter):
 logging.getLogger("papermill").addFilter(_KnownParameters())
 
 
+def _kernel_config():
+    """The papermill kernel's manager config: CurveZMQ transport encryption where it can be had.
+
+    ipykernel >= 7 logs "Kernel is running over TCP without encryption ..." at every kernel start
+    (ipykernel/kernelapp.py, init_sockets) unless the kernel manager hands it CurveZMQ keys. The
+    warning comes from the kernel process's own log, which no filter in this process reaches; its
+    remedy does: jupyter_client's `KernelManager.transport_encryption = "auto"` provisions the keys
+    for a kernelspec that declares curve support (ipykernel's does). Without that trait (an older
+    jupyter_client) or without CurveZMQ in libzmq, the kernel runs as before and may still warn."""
+    import zmq
+    from jupyter_client import KernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    if "transport_encryption" in KernelManager.class_trait_names() and zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"
+    return config
+
+
 def execute_stage(nb: Path, out_nb: Path, parameters: dict, cwd: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    os.environ["VISIONR1_HEADLESS"] = "1"  # the kernel inherits it: text progress bars (visionr1/__init__.py)
+    os.environ["VISIONR1_HEADLESS"] = "1"  # the kernel inherits it: progress as lines (visionr1.training.progress)
     try:
         papermill.execute_notebook(
             str(nb), str(out_nb), parameters=parameters, kernel_name="python3", cwd=str(cwd),
             progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr, log_output=False,
+            config=_kernel_config(),
         )
     except PapermillExecutionError as e:
         tb = _ANSI.sub("", "\n".join(e.traceback)).strip().splitlines()
@@ -277,6 +294,35 @@ def comparable_figures(run_dir: Path, stages: list[str] | None = None) -> dict:
     return out
 
 
+def select_stages(names: list[str], only: str | None, start: str | None) -> list[str]:
+    """The stages `--only` / `--from` pick (all without either)."""
+    if only and start:
+        raise ParamsError("use --only or --from, not both")
+    if only:
+        return [pick_stage(only, names)]
+    if start:
+        return names[names.index(pick_stage(start, names)):]
+    return list(names)
+
+
+def finished_with_other_params(run_dir: Path, state: RunState, resolved: Resolved, nbs: list[Path],
+                               selected: list[str], skipped: set[str]) -> tuple[dict, dict]:
+    """({stage: changed keys} for every finished stage whose params differ now, the part of it this
+    run would overwrite: selected and not skipped). A stage it only reads is kept as it is."""
+    hashes = {nb.stem: _hash(resolved.for_notebook(nb.name)) for nb in nbs}
+    differ = {s: changed_keys(run_dir, s, resolved.for_notebook(f"{s}.ipynb"))
+              for s, rec in state.data["stages"].items()
+              if rec.get("status") == "done" and s in hashes and rec.get("params_hash") != hashes[s]}
+    return differ, {s: keys for s, keys in differ.items() if s in selected and s not in skipped}
+
+
+def refusal(run_dir: Path, conflicts: dict) -> str:
+    return (f"{run_dir} holds stages finished with other params: " +
+            "; ".join(f"{s} ({', '.join(keys) if keys else 'params differ'})" for s, keys in conflicts.items()) +
+            ". Use --resume (re-run what changed and what depends on it), a new run_name "
+            "(--set run_name=...), or --overwrite (move the old outputs to _replaced/ and start again)")
+
+
 def run(files: list[str], sets: list[str] | None = None, only: str | None = None, start: str | None = None,
         resume: bool = False, notebooks_dir: Path | None = None, log=print, overwrite: bool = False) -> Path:
     """Resolve and validate params, then run the selected stages; returns the run folder."""
@@ -284,36 +330,22 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
     nbs = stage_notebooks(notebooks_dir or env.NOTEBOOKS_DIR)
     resolved: Resolved = resolve(files, sets, declarations(nbs))
     names = [nb.stem for nb in nbs]
-    if only and start:
-        raise ParamsError("use --only or --from, not both")
-    if only:
-        selected = [pick_stage(only, names)]
-    elif start:
-        selected = names[names.index(pick_stage(start, names)):]
-    else:
-        selected = names
+    selected = select_stages(names, only, start)
     skipped = set(resolved.values.get("skip_stages", []))
     found = validate.problems(resolved.values, resolved.sources, [s for s in selected if s not in skipped])
     if found:
         raise ParamsError(f"{len(found)} problem(s) in the params; nothing was run or written:\n  " + "\n  ".join(found))
+    for w in validate.warnings(resolved.values, [s for s in selected if s not in skipped]):
+        log(f"warning: {w}")
     run_dir = env.run_dir(resolved.values["output_root"], resolved.values["run_name"])
     state = RunState(run_dir / "run_state.json")
-    hashes = {nb.stem: _hash(resolved.for_notebook(nb.name)) for nb in nbs}
-    differ = {s: changed_keys(run_dir, s, resolved.for_notebook(f"{s}.ipynb"))
-              for s, rec in state.data["stages"].items()
-              if rec.get("status") == "done" and s in hashes and rec.get("params_hash") != hashes[s]}
-    # a finished stage this run would overwrite with other params; one it only reads is kept as it is
-    conflicts = {s: keys for s, keys in differ.items() if s in selected and s not in skipped}
+    differ, conflicts = finished_with_other_params(run_dir, state, resolved, nbs, selected, skipped)
     for s, keys in differ.items():
         if s not in conflicts:
             log(f"note: {s} ran with other params ({', '.join(keys or ['?'])}); its outputs are kept and read as "
                 f"they are (its own record: {run_dir / s / 'ran_with.json'})")
     if conflicts and not (resume or overwrite):
-        raise ParamsError(
-            f"{run_dir} holds stages finished with other params: " +
-            "; ".join(f"{s} ({', '.join(keys) if keys else 'params differ'})" for s, keys in conflicts.items()) +
-            ". Use --resume (re-run what changed and what depends on it), a new run_name "
-            "(--set run_name=...), or --overwrite (move the old outputs to _replaced/ and start again)")
+        raise ParamsError(refusal(run_dir, conflicts))
     if conflicts and overwrite:
         first = min(names.index(s) for s in conflicts)
         later = [s for s in names[first:] if state.get(s) or (run_dir / s).exists()]
@@ -384,6 +416,248 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# ---------------------------------------------------------------------------------------------
+# --dry-run: every check of `run`, then the plan, nothing run or written
+# ---------------------------------------------------------------------------------------------
+def stale_refusals(run_dir: Path, names: list[str], selected: list[str], skipped: set[str], hashes: dict,
+                   resume: bool, state: RunState | None = None) -> tuple[list[str], set[str]]:
+    """`run`'s loop replayed on the run folder's records without running anything: (the refusal
+    it would meet, "STAGE would start on stale inputs", if any; the stages --resume would skip).
+    A stage that runs marks every later finished stage stale, as `run` does."""
+    state = state or RunState(Path(run_dir) / "run_state.json")
+    done = {s for s, rec in state.data["stages"].items() if rec.get("status") == "done"}
+    stale = {s: why for s, why in stale_reasons(run_dir).items() if s in done}  # --overwrite took some away
+    kept: set[str] = set()
+    for stage in names:
+        if stage not in selected or stage in skipped:
+            continue
+        prev = state.get(stage)
+        if resume and stage in done and prev.get("params_hash") == hashes[stage] and stage not in stale:
+            kept.add(stage)
+            continue
+        upstream = [s for s in names[:names.index(stage)] if s not in skipped]
+        not_fresh = {s: stale[s] for s in upstream if s in stale}
+        if not_fresh:
+            return [f"{stage} would start on stale inputs: " + "; ".join(f"{s} ({why})" for s, why in not_fresh.items())
+                    + ". Run with --resume, or --from the first of them"], kept
+        stale.pop(stage, None)
+        done.add(stage)
+        for later in names[names.index(stage) + 1:]:
+            if later in done:
+                stale[later] = f"{stage} re-runs before it"
+    return [], kept
+
+
+def dry_run(files: list[str], sets: list[str] | None = None, only: str | None = None, start: str | None = None,
+            resume: bool = False, notebooks_dir: Path | None = None, overwrite: bool = False,
+            out=print, err=None) -> int:
+    """Every check `run` makes (params keys and types, validate.problems with the data and
+    benchmark paths, the refusals a finished or stale run folder meets), then the plan: each stage
+    to run, its launch command(s) and GPUs, vLLM's start and stop per PTST stage, and preflight's
+    per-GPU memory for each training stage. Nothing is run or written (no run folder, no
+    params.yaml). Returns 0 when the run can start, 2 with every problem listed on stderr."""
+    err = err or (lambda m: print(m, file=sys.stderr))
+    env.setup_environment()
+    try:
+        nbs = stage_notebooks(notebooks_dir or env.NOTEBOOKS_DIR)
+        resolved: Resolved = resolve(files, sets, declarations(nbs))
+    except ParamsError as e:  # without resolved params nothing else can be checked
+        err(f"dry run: 1 problem; nothing was run or written:\n  {e}")
+        return 2
+    v = resolved.values
+    names = [nb.stem for nb in nbs]
+    found: list[str] = []
+    try:
+        selected = select_stages(names, only, start)
+    except ParamsError as e:
+        found.append(str(e))
+        selected = names
+    skipped = set(v.get("skip_stages", []))
+    running = [s for s in selected if s not in skipped]
+    found += validate.problems(v, resolved.sources, running)
+    run_dir = env.run_dir(v["output_root"], v["run_name"])
+    state = RunState(run_dir / "run_state.json")
+    hashes = {nb.stem: _hash(resolved.for_notebook(nb.name)) for nb in nbs}
+    notes: list[str] = []
+    differ, conflicts = finished_with_other_params(run_dir, state, resolved, nbs, selected, skipped)
+    for s, keys in differ.items():
+        if s not in conflicts:
+            notes.append(f"{s} ran with other params ({', '.join(keys or ['?'])}); its outputs are kept and read")
+    if conflicts and not (resume or overwrite):
+        found.append(refusal(run_dir, conflicts))
+    if conflicts and overwrite:  # what run moves to _replaced/ no longer counts
+        first = min(names.index(s) for s in conflicts)
+        moved = [s for s in names[first:] if state.get(s) or (run_dir / s).exists()]
+        notes.append(f"--overwrite moves the outputs of {', '.join(moved)} to {run_dir / '_replaced'}/")
+        state = RunState(run_dir / "run_state.json")
+        for s in moved:
+            state.data["stages"].pop(s, None)
+    refused, kept = stale_refusals(run_dir, names, selected, skipped, hashes, resume, state)
+    found += refused
+    for earlier in names[:names.index(selected[0])]:
+        if earlier not in skipped and state.get(earlier).get("status") != "done":
+            notes.append(f"{earlier} has not finished in {_shown(run_dir)}; later stages may miss its outputs")
+    warns = validate.warnings(v, running)
+    mem_lines, mem_problems, mem_note = _memory_plan(v, running)
+    found += mem_problems
+    notes += [mem_note] if mem_note else []
+    out(f"dry run of {v['run_name']} -> {_shown(run_dir)}/ (params: {', '.join(map(str, files)) or 'defaults'}); "
+        f"nothing is run or written")
+    for w in warns:
+        out(f"warning: {w}")
+    for n in notes:
+        out(f"note: {n}")
+    out("plan (commands as launched on a CUDA machine; without CUDA several processes run on gloo with "
+        "python -m torch.distributed.run):")
+    for i, nb in enumerate(nbs):
+        stage = nb.stem
+        head = f"[{i + 1}/{len(nbs)}] {stage}"
+        if stage not in selected:
+            continue
+        if stage in skipped:
+            out(f"{head}: skipped (skip_stages)")
+            continue
+        if stage in kept:
+            out(f"{head}: done earlier with the same params and inputs, skipped (--resume)")
+            continue
+        out(f"{head}: papermill {_shown(nb)} -> {_shown(run_dir / nb.name)}")
+        try:
+            lines = _stage_plan(stage, v, run_dir, mem_lines)
+        except (ValueError, KeyError, TypeError, ZeroDivisionError, OSError) as e:  # a problem listed below
+            lines = [f"no plan: {type(e).__name__}: {e}"[:300]]
+        for line in lines:
+            out(f"    {line}")
+    if found:
+        err(f"dry run: {len(found)} problem(s); nothing was run or written:\n  " + "\n  ".join(found))
+        return 2
+    out("dry run: every check passed; `run` with the same arguments starts here")
+    return 0
+
+
+def _memory_plan(v: dict, running: list[str]) -> tuple[dict, list[str], str | None]:
+    """({(notebook, PTST stage or None): preflight's line}, problems, a note when there is no
+    estimate): per-GPU memory of each training stage, judged against sft_preflight_gpu_gib when
+    set (a stage over it is a problem), else shown against 80 GiB."""
+    from visionr1 import preflight
+
+    trains = {"02_cold_start_sft", "03_grpo_ptst"} & set(running)
+    if not trains:
+        return {}, [], None
+    gpu = v.get("sft_preflight_gpu_gib")
+    size = float(gpu) if gpu else 80.0
+    try:
+        rows, _ = preflight.report({**v, "skip_stages": [s for s in ("02_cold_start_sft", "03_grpo_ptst")
+                                                         if s not in trains]}, (size,), data_lengths=False)
+    except (preflight.PreflightError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+        return {}, [], f"no memory estimate: {e}"[:300]
+    lines, problems = {}, []
+    for r in rows:
+        m = r["memory_gib"]
+        ok, short = r["fits"][size]
+        parts = ", ".join(f"{k} {m[k]}" for k in ("weights", "grads", "optimizer", "reference", "activations",
+                                                  "kv_cache") if m[k])
+        verdict = f"fits {size:g} GiB" if ok else f"DOES NOT FIT {size:g} GiB ({short:g} short)"
+        lines[(r["notebook"], r["ptst_stage"])] = (f"memory per GPU (preflight, {r['model']}): {m['total']} GiB, "
+                                                   f"{verdict}; {parts}")
+        if not ok and gpu:
+            problems.append(f"{r['stage']}: estimated {m['total']} GiB per GPU does not fit sft_preflight_gpu_gib "
+                            f"{size:g} GiB ({short:g} short; python -m visionr1 preflight shows the parts); fix: a "
+                            f"smaller per-device batch with more accumulation, ZeRO-3, LoRA or shorter sequences")
+    return lines, problems, None
+
+
+def _gpus(first: int, n: int) -> str:
+    return ",".join(str(g) for g in range(first, first + n))
+
+
+def _stage_plan(stage: str, v: dict, run_dir: Path, memory: dict) -> list[str]:
+    """What one stage launches, on which GPUs, and its memory estimate."""
+    from visionr1 import dist
+
+    sdir = _shown(run_dir / stage)
+    if stage == "02_cold_start_sft":
+        n = int(v["sft_num_gpus"])
+        if n > 1:
+            cmd = dist.launch_command("visionr1.sft", [f"{sdir}/sft_params.json"], n, cuda=True)
+            lines = [f"SFT ({v['sft_method']}, {v['sft_deepspeed']}) on GPUs {_gpus(0, n)}:",
+                     f"  CUDA_VISIBLE_DEVICES={_gpus(0, n)} {_command(cmd)}"]
+        else:
+            lines = [f"SFT ({v['sft_method']}) in the notebook kernel: one process on GPU 0 (or the CPU)"]
+        return lines + ([memory[(stage, None)]] if (stage, None) in memory else [])
+    if stage == "03_grpo_ptst":
+        return _grpo_plan(v, run_dir, memory)
+    if stage == "04_evaluate":
+        backend = v["eval_backend"]
+        where = {"hf": "HF generate in the notebook kernel (GPU 0, or the CPU)",
+                 "vllm": f"vLLM in the notebook kernel on GPUs {_gpus(0, int(v['eval_tensor_parallel']))}",
+                 "openai": f"requests to {v.get('eval_base_url')}"}[backend]
+        benches = ", ".join(f"{b} ({p or '00_data/test.jsonl'})" for b, p in (v.get("eval_benchmarks") or {}).items())
+        return [f"evaluate {', '.join(v['eval_models'])} on {benches}: {where}"]
+    return ["in the notebook kernel (one process)"]
+
+
+def _grpo_plan(v: dict, run_dir: Path, memory: dict) -> list[str]:
+    """03 as grpo.launch runs it: per PTST stage the batch arithmetic, the vLLM server's start on the
+    stage's start model and its stop (server mode), the training launch, and the memory estimate."""
+    from visionr1 import dist, grpo, vllm_server
+
+    n = int(v["rl_num_gpus"])
+    p = _planned_grpo_params(v, run_dir)
+    server = p.rollout == "vllm_server"
+    launched = n > 1 or server  # grpo.launch: one process group per stage; else grpo.train in the kernel
+    train_gpus, serve_gpus = vllm_server.split_gpus(n, p.vllm_gpus, [str(i) for i in range(n + p.vllm_gpus)]) \
+        if server else ([str(i) for i in range(n)], [])
+    where = f"GPU(s) {','.join(train_gpus)}" if launched else "the notebook kernel (GPU 0, or the CPU)"
+    lines = [f"GRPO under PTST, {len(p.stages)} stage(s), training on {where}" +
+             (f", vLLM server on GPU(s) {','.join(serve_gpus)}" if server else ", rollouts by HF generate")]
+    for k, st in enumerate(p.stages, 1):
+        batch, procs, accum, per_step = validate.rl_generation_batch(v, st)
+        g = int(st["num_generations"])
+        lines.append(f"stage {k}: {st['steps']} steps of {st['max_completion_length']} tokens x {g}; {batch} per "
+                     f"device x {procs} process(es) x {accum} accumulation = {per_step} completions "
+                     f"= {per_step / g:g} prompt{'s' * (per_step != g)} per step")
+        if server:
+            start = grpo.stage_start(p, k)
+            lines.append(f"  start vLLM: CUDA_VISIBLE_DEVICES={','.join(serve_gpus)} "
+                         f"{_command(grpo.server_command(p, start))}")
+        if launched:
+            cmd = dist.launch_command("visionr1.grpo", [f"{p.output_dir}/grpo_params.json", "--stage", str(k)], n,
+                                      cuda=True, mixed_precision="bf16" if p.bf16 else "no")
+            lines.append(f"  train: CUDA_VISIBLE_DEVICES={','.join(train_gpus)} {_command(cmd)}")
+        else:
+            lines.append("  train: grpo.train in the notebook kernel")
+        if server:
+            lines.append(f"  stop vLLM (port {p.vllm_server_port}) when stage {k} ends or fails")
+        if ("03_grpo_ptst", k) in memory:
+            lines.append(f"  {memory[('03_grpo_ptst', k)]}")
+    return lines
+
+
+def _planned_grpo_params(v: dict, run_dir: Path):
+    """03's GRPOParams as the stage will build them; a start model an earlier stage of this run
+    makes is named by the path it will have."""
+    from visionr1 import grpo, models
+
+    source = env.run_dir(v["output_root"], v["rl_source_run"]) if v.get("rl_source_run") else run_dir
+    try:
+        model = grpo.start_model(v, source)
+    except FileNotFoundError:
+        ref = v["rl_start"]
+        other, ref = ref.split(":", 1) if ":" in ref else (None, ref)
+        stage, sub = models.STAGE_MODELS[ref]
+        folder = (source.parent / other) if other else source
+        model = _shown(folder / stage / sub) if sub else f"{v.get('base_model')} (00_data's base model)"
+    return grpo.GRPOParams.from_values(v, model=str(model), data=v.get("rl_data") or _shown(source / "00_data" / "rl"),
+                                       output_dir=_shown(run_dir / "03_grpo_ptst"))
+
+
+def _command(cmd: list[str]) -> str:
+    """A command line as a user would type it: the venv's python as `python`, quoted where needed."""
+    import shlex
+
+    return " ".join("python" if c == sys.executable else shlex.quote(str(c)) for c in cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m visionr1 run",
                                  description="Run the stage notebooks with papermill.")
@@ -396,8 +670,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip stages that finished earlier in this run folder with the same params")
     ap.add_argument("--overwrite", action="store_true",
                     help="replace stages finished with other params (their outputs move to <run>/_replaced/)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="make every check run makes (params, data and benchmark paths, finished or stale stages, "
+                         "memory per GPU), print each stage's launch commands and GPUs, run and write nothing; "
+                         "exit 0 when the run can start, 2 listing every problem")
     ap.add_argument("--notebooks", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.dry_run:
+        return dry_run(args.params, args.sets, args.only, args.start, args.resume, args.notebooks, args.overwrite)
     try:
         run(args.params, args.sets, args.only, args.start, args.resume, args.notebooks, overwrite=args.overwrite)
     except ParamsError as e:

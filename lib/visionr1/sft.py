@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from visionr1 import checkpoints, compat, dist, models, params, released_data, tiny_model
-from visionr1.training import LORA_TARGETS, MetricsJsonl, deepspeed_config, merge_adapter, to_multimodal
+from visionr1.training import LORA_TARGETS, MetricsJsonl, TrainingProgress, deepspeed_config, merge_adapter, to_multimodal
 
 
 # 02's own cells use these keys (the data and model are resolved into the fields below)
@@ -234,7 +234,7 @@ def train(p: SFTParams, log=print) -> dict:
         remove_unused_columns=False, dataloader_num_workers=0, deepspeed=p.deepspeed, disable_tqdm=False,
     )
     trainer = compat.sft_trainer_class()(model=model, args=cfg, train_dataset=to_dataset(rows), processing_class=processor,
-                         callbacks=[MetricsJsonl(out / "metrics.jsonl")])
+                         callbacks=[MetricsJsonl(out / "metrics.jsonl"), TrainingProgress("SFT")])
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.perf_counter() - t0

@@ -47,7 +47,8 @@ carries the official `extraction`.
 Where each part lives (one module per benchmark, holding its loading, its scoring and its sub-scores):
 
   __init__.py   this page; BENCHMARKS, the paper's numbers (PAPER), and the entry points over every
-                benchmark: `load`, `score`, `aggregate`
+                benchmark: `load`, `data_files` (what `load` would read, found without reading it),
+                `score`, `aggregate`
   common.py     BenchItem, load_image, the file loop every benchmark's files go through (read_items,
                 FileFormat) and the helpers that map one row
   mathvista.py  MathVista: its layouts, its official query (mathvista_query), its GEO/ALG/GPS/MWP
@@ -71,7 +72,7 @@ from typing import Any
 
 from visionr1 import grading
 from visionr1.benchmarks import dynamath, mathverse, mathvista, mmmath, nano
-from visionr1.benchmarks.common import BenchItem, _pct, load_image, read_items
+from visionr1.benchmarks.common import BenchItem, _find_files, _pct, load_image, read_items
 from visionr1.benchmarks.dynamath import DYNAMATH_PRECISION, dynamath_choices
 from visionr1.benchmarks.llm_judge import JUDGE_PROMPT, JUDGE_RESPONSE_CHARS, agreement, judge, parse_judgement
 from visionr1.benchmarks.mathverse import MATHVERSE_TEXT_ONLY, MATHVERSE_VERSIONS, mathverse_choices
@@ -127,6 +128,24 @@ def load(benchmark: str, path: str | Path, limit: int | None = None, *,
     items = read_items(_FORMATS[benchmark], root, limit, question_field)
     items.report.raise_or_warn(f"{benchmark} from {root}", max_bad_fraction)
     return items
+
+
+def data_files(benchmark: str, path: str | Path) -> list[Path]:
+    """The data files `load` would read for `benchmark` at `path`, found without reading a row
+    (what the params check runs before any stage: a wrong folder fails there, not hours later).
+    Raises FileNotFoundError for a missing path, DataError for a folder in none of the layouts
+    (naming what it looked for and what the folder holds), ValueError for an unknown benchmark."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"{benchmark}: {root} does not exist (download the benchmark there first)")
+    if benchmark == "nano":
+        file = root if root.is_file() else root / "test.jsonl"
+        if not file.is_file():
+            raise FileNotFoundError(f"nano: {file} does not exist (00_data writes it for data_source: nano)")
+        return [file]
+    return _find_files(_FORMATS[benchmark], root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +232,7 @@ __all__ = [
     "BenchItem",
     "aggregate",
     "agreement",
+    "data_files",
     "dynamath_choices",
     "judge",
     "load",

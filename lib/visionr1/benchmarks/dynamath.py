@@ -6,7 +6,8 @@ answer), answer_type (float|multiple choice|...), subject, knowledge_level, and 
 present; the GitHub seed set (dataset/dataset.json keyed by id, image/ folder) as one variant
 keyed by its ids; VLMEvalKit's DynaMath.tsv (qid, varid).
 
-Floats are compared at VLMEvalKit's tolerance (`DYNAMATH_PRECISION`). Besides the average over
+Multiple-choice options are read from the question, in each of the ways the seed set writes them
+(`dynamath_choices`). Floats are compared at VLMEvalKit's tolerance (`DYNAMATH_PRECISION`). Besides the average over
 every variant, `worst_case` counts a seed question only when all its variants are right.
 """
 
@@ -36,13 +37,49 @@ def _variant_files(root: Path) -> list[Path]:
                    and _variant_of(p) is not None), key=lambda p: (_variant_of(p), p.name))
 
 
-def dynamath_choices(question: str) -> list[str] | None:
-    """The options written into a DynaMath question, "Choices: (A) yes (B) no" or "choice: (A) 2 (B) 1".
+_BARE_OPTIONS = re.compile(r"(?:^|\s)(?=\(A\))")  # "(A) heap (B) stack" with no "Choices:" before it
+_LETTERS_ONLY = re.compile(r"(?:^|\s)((?:\([A-Z]\)\s*){2,})$")  # "choice: (A) (B) (C) (D)": drawn in the image
+_LINE_OPTION = re.compile(r"^\s*([A-Z])\s*[.:]\s*(\S.*?)\s*$")  # "A. Group 1", "A: [2, 8, 10]"
 
-    >>> dynamath_choices("how many zeros? choice: (A) 2 (B) 1 (C) 0")
-    ['2', '1', '0']
+
+def dynamath_choices(question: str) -> list[str] | None:
+    """The options written into a DynaMath question, in letter order; None when it lists none.
+
+    The seed set writes them five ways: "Choices: (A) yes (B) no", "choice: (A) 2 (B) 1 (C) 0",
+    bare "(A) heap (B) stack ...", one a line ("A. Group 1", "A: [2, 8, 10]"), and letters alone
+    when the options are drawn in the image ("choice: (A) (B) (C) (D)"): each of those options is
+    then its letter, so an answer is graded by the letter it names.
+
+    >>> dynamath_choices("how many zeros? choice: (A) 2 (B) 1 (C) 0"), dynamath_choices("Which? (A) heap (B) stack ")
+    (['2', '1', '0'], ['heap', 'stack'])
+    >>> dynamath_choices("Which group?\\nA. Group 1\\nB. Group 2"), dynamath_choices("Which figure? choice: (A) (B) (C)")
+    (['Group 1', 'Group 2'], ['A', 'B', 'C'])
     """
-    return grading.choices_in(re.sub(r"\bchoice\s*:", "Choices:", question or "", flags=re.I))
+    text = re.sub(r"\bchoice\s*:", "Choices:", question or "", flags=re.I)
+    found = grading.choices_in(text)
+    if found:
+        return found
+    letters = _LETTERS_ONLY.search(text.rstrip())
+    if letters:
+        found = re.findall(r"\(([A-Z])\)", letters.group(1))
+        return found if "".join(found) == grading.LETTERS[:len(found)] else None
+    bare = _BARE_OPTIONS.search(text)
+    if bare:
+        found = grading.choices_in("Choices: " + text[bare.end():])
+        if found:
+            return found
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _LINE_OPTION.match(line)
+        if m and m.group(1) == "A":
+            found = []
+            for nxt in lines[i:]:
+                o = _LINE_OPTION.match(nxt)
+                if not o or o.group(1) != grading.LETTERS[len(found)]:
+                    break
+                found.append(o.group(2))
+            return found if len(found) >= 2 else None
+    return None
 
 
 def _dynamath_item(rec: dict, ctx: _File) -> BenchItem:
