@@ -135,3 +135,22 @@ def test_lora_trains_and_merges(tmp_path, tiny_model_dir):
     merged = tiny_model.load_model(out["final_model"])  # the merged model loads like any other
     assert digest(merged) != digest(tiny_model.load_model(tiny_model_dir))
     assert not any("lora" in k for k in merged.state_dict())
+
+
+def test_unsloth_is_imported_before_the_preflight_loads_transformers(monkeypatch):
+    """unsloth patches transformers and trl at import: 02 imports it (when chosen) before its
+    pre-flight, the first cell that loads transformers."""
+    import json
+    import sys
+    import types
+
+    from visionr1 import env
+
+    cells = [c for c in json.loads((env.NOTEBOOKS_DIR / "02_cold_start_sft.ipynb").read_text())["cells"]
+             if c["cell_type"] == "code"]
+    code = "\n".join("".join(c["source"]) for c in cells)
+    assert code.index("sft.import_unsloth_first(p)") < code.index("preflight.sft_data(")
+    stage = {"model": "m", "data": "d", "output_dir": "o"}
+    monkeypatch.setitem(sys.modules, "unsloth", types.ModuleType("unsloth"))  # the GPU package, faked
+    assert sft.import_unsloth_first(sft.SFTParams(**stage, method="unsloth"))
+    assert not sft.import_unsloth_first(sft.SFTParams(**stage, method="full"))

@@ -169,6 +169,18 @@ def resolve_method(method: str) -> str:
     return "unsloth" if importlib.util.find_spec("unsloth") and torch.cuda.is_available() else "lora"
 
 
+def import_unsloth_first(p: SFTParams) -> bool:
+    """Import unsloth now when the resolved method is unsloth, before anything imports transformers or
+    trl: unsloth patches both at import and warns (its patches partly missing) when it comes later.
+    02 calls it before its pre-flight, which loads the processor through transformers. Returns
+    whether unsloth was imported."""
+    if p.method != "unsloth":
+        return False
+    import unsloth  # noqa: F401 - imported for its patches
+
+    return True
+
+
 def load_model_for(p: SFTParams, source: str):
     import torch
 
