@@ -264,3 +264,52 @@ def test_the_server_command_for_another_machine_listens_on_every_interface():
     cmd = grpo.server_command(p)
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert sys.executable == cmd[0]
+
+
+MACHINE_PARAMS = ('run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\nfail: bool = False  # fail after the launch\n'
+                  'num_machines: int = 1  # machines\nmachine_rank: int = 0  # this one\n'
+                  'main_process_ip: str = "127.0.0.1"  # machine 0\nmain_process_port: int = 29500  # coordinator\n')
+
+
+def test_the_runners_of_two_machines_run_one_pipeline(module_dir, tmp_path):
+    """Machine 0's runner runs the notebooks (a stage's launch announced from its kernel); machine 1's
+    runner (another process) joins that launch, writes nothing, and ends with machine 0's run: 0 when
+    it succeeds, 1 when a stage fails."""
+    import nbformat
+    import subprocess
+
+    (module_dir / "world_probe.py").write_text(textwrap.dedent("""
+        import os, torch.distributed as td
+        from visionr1 import dist
+        dist.init(60)
+        print(f"rank {td.get_rank()} of {td.get_world_size()} on machine {os.environ['GROUP_RANK']}", flush=True)
+    """))
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for name, body in (("00_prepare", "print('machine 0 only')"),
+                       ("01_train", "from visionr1 import dist, machines\n"
+                                    "dist.launch('world_probe', [], 1, machines=machines.Machines.from_values(globals()))\n"
+                                    "assert not fail, 'failed on purpose'")):
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell(MACHINE_PARAMS)
+        cell.metadata["tags"] = ["parameters"]
+        nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(nbs / f"{name}.ipynb"))
+    for fail, rc in ((False, 0), (True, 1)):
+        out = tmp_path / f"out-{fail}"
+        sets = ["--notebooks", str(nbs), "--set", f"output_root={out}", "--set", "num_machines=2", "--set",
+                f"main_process_port={dist.free_port()}", "--set", f"fail={str(fail).lower()}"]
+        follower = subprocess.Popen([sys.executable, "-m", "visionr1", "run", *sets, "--set", "machine_rank=1"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert runner.main(sets) == rc
+            log, _ = follower.communicate(timeout=60)
+        finally:
+            if follower.poll() is None:
+                follower.kill()
+        assert follower.returncode == rc, log[-2000:]
+        assert log.count("joining launch") == 1 and "rank 1 of 2 on machine 1" in log, log[-2000:]
+        assert "machine 0 only" not in log
+        state = json.loads((out / "t" / "run_state.json").read_text())
+        assert state["machines"] == 2 and state["stages"]["00_prepare"]["status"] == "done"
