@@ -78,6 +78,13 @@ def test_params_set_explicitly_win_over_the_environment():
     assert machines.apply_environment(values, sources, env) == "SLURM"
     assert values == {"num_machines": 2, "machine_rank": 1, "main_process_ip": "10.1.1.1", "main_process_port": 29700}
     assert sources["machine_rank"] == "env (SLURM)" and sources["main_process_ip"] == "--set"
+    assert validate.problems(values, sources, []) == []
+    # a SLURM job that does not say where machine 0 is: the followers would wait at 127.0.0.1
+    values = {"num_machines": 1, "machine_rank": 0, "main_process_ip": "127.0.0.1", "main_process_port": 29500}
+    sources = {k: "default" for k in values}
+    machines.apply_environment(values, sources, {"SLURM_NNODES": "2", "SLURM_NODEID": "0"})
+    found = validate.problems(values, sources, [])
+    assert len(found) == 1 and found[0].startswith("main_process_ip") and "export MASTER_ADDR" in found[0], found
 
 
 @pytest.mark.parametrize("sets, key", [

@@ -81,6 +81,11 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
             bad(key, "must be a whole number >= 1", f"{key}: 1")
     for key, what, fix in machines.problems(values):
         bad(key, what, fix)
+    if str(sources.get("num_machines", "")).startswith("env") and sources.get("main_process_ip", "default") == "default" \
+            and values.get("num_machines", 1) > 1:
+        bad("main_process_ip", f"{values['num_machines']} machines from the launcher's environment "
+            f"({sources['num_machines']}), but no address of machine 0", "export MASTER_ADDR in the job script "
+            "(SLURM: the first host of scontrol show hostnames $SLURM_JOB_NODELIST) or set main_process_ip")
     counts_ok = all(isinstance(values.get(k, 1), int) and values.get(k, 1) >= 1
                     for k in ("rl_num_gpus", "rl_grad_accum", "num_machines"))
     for key in SCHEDULES:
