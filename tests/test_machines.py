@@ -320,3 +320,46 @@ def test_the_runners_of_two_machines_run_one_pipeline(module_dir, tmp_path):
         assert "machine 0 only" not in log
         state = json.loads((out / "t" / "run_state.json").read_text())
         assert state["machines"] == 2 and state["stages"]["00_prepare"]["status"] == "done"
+
+
+def test_03_with_a_server_on_another_machine_starts_none_and_trains_on_every_local_gpu(tmp_path, monkeypatch):
+    from visionr1 import grpo
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.2", 0), Health)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    launched = []
+
+    def fake_launch(module, args, num_processes, log=print, *, mixed_precision="no", env=None, machines=None):
+        k = int(args[args.index("--stage") + 1])
+        launched.append((k, num_processes, env, machines))
+        final = tmp_path / "rl" / f"stage{k}" / "final"
+        final.mkdir(parents=True)
+        (final / "stage.json").write_text(json.dumps({"stage": k, "steps": 1, "seconds": 1.0, "prompts": 8}))
+        (tmp_path / "rl" / "metrics.jsonl").touch()
+
+    monkeypatch.setattr(dist, "launch", fake_launch)
+    monkeypatch.setattr(grpo, "_copy_model", lambda src, dst: None)
+    monkeypatch.setattr(vllm_server, "serving", lambda *a, **k: pytest.fail("a server was started here"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    stages = [{"steps": 1, "max_completion_length": 6, "num_generations": 4}] * 2
+    p = grpo.GRPOParams(model="m", data="d", output_dir=str(tmp_path / "rl"), stages=stages, batch_size=1,
+                        rollout="vllm_server", vllm_server_host="127.0.0.2", vllm_server_port=httpd.server_address[1],
+                        vllm_server_timeout=10)
+    (tmp_path / "p.json").write_text(json.dumps(p.__dict__))
+    m = Machines(2, 0, "127.0.0.1", 29500)
+    try:
+        grpo.launch(tmp_path / "p.json", 2, log=lambda *a: None, machines=m)
+    finally:
+        httpd.shutdown()
+    # every local GPU trains (no CUDA_VISIBLE_DEVICES split), each launch over both machines
+    assert launched == [(1, 2, None, m), (2, 2, None, m)]
+    with pytest.raises(ValueError, match="1 x 6 process"):  # batch 1 x 3 per machine x 2 machines: not whole groups
+        grpo.launch(tmp_path / "p.json", 3, log=lambda *a: None, machines=m)
