@@ -127,8 +127,8 @@ def follow_in_thread(m: Machines, run_dir: Path):
 
     def body():
         try:
-            result["ok"] = machines.follow(m, run_dir, log=lambda *a: None,
-                                           run_launch=lambda ticket, mm, log: joined.append((ticket, mm.rank)))
+            result["ok"] = machines.follow(m, run_dir, lambda ticket, mm, log: joined.append((ticket, mm.rank)),
+                                           log=lambda *a: None)
         except Exception as e:  # noqa: BLE001 - handed to the test
             result["error"] = e
     t = threading.Thread(target=body, daemon=True)
@@ -156,7 +156,7 @@ def test_a_follower_refuses_a_run_folder_it_does_not_share_and_stops_when_machin
     m0 = Machines(2, 0, "127.0.0.1", dist.free_port())
     with machines.Coordinator(m0):  # the follower's own folder holds no token: not the same filesystem
         with pytest.raises(RuntimeError, match="shared filesystem"):
-            machines.follow(Machines(2, 1, "127.0.0.1", m0.port), tmp_path, log=lambda *a: None)
+            machines.follow(Machines(2, 1, "127.0.0.1", m0.port), tmp_path, dist.join, log=lambda *a: None)
     m0 = Machines(2, 0, "127.0.0.1", dist.free_port())
     with pytest.raises(KeyError):
         with machines.Coordinator(m0) as c:
@@ -181,16 +181,20 @@ def test_two_machines_on_localhost_form_one_world(module_dir, tmp_path):
         dist.init(60)
         ranks = dist.gather([(td.get_rank(), os.environ["GROUP_RANK"])])
         print(f"rank {td.get_rank()} of {td.get_world_size()} main={dist.is_main()} world={ranks}", flush=True)
+        dist.close()
     """))
     m0 = Machines(2, 0, "127.0.0.1", dist.free_port())
     lines0, lines1 = [], []
     with machines.Coordinator(m0) as c:
         (tmp_path / "run_state.json").write_text(json.dumps({"machines_token": c.token}))
         follower = threading.Thread(target=machines.follow, daemon=True, args=(
-            Machines(2, 1, "127.0.0.1", m0.port), tmp_path, lines1.append), kwargs={
-            "run_launch": lambda ticket, m, log: dist.join(ticket, m, log)})
+            Machines(2, 1, "127.0.0.1", m0.port), tmp_path, dist.join, lines1.append))
         follower.start()
-        dist.launch("world_probe", [], 1, log=lines0.append, machines=m0)
+        try:
+            dist.launch("world_probe", [], 1, log=lines0.append, machines=m0)
+        except RuntimeError:
+            print("\n".join(lines0[-60:]), "\n----\n", "\n".join(lines1[-60:]))  # both machines' logs
+            raise
     follower.join(60)
     world = "world=[(0, '0'), (1, '1')]"
     assert any(f"rank 0 of 2 main=True {world}" in x for x in lines0), lines0[-20:]
@@ -228,7 +232,7 @@ def test_dry_run_shows_each_machines_launch_and_what_the_others_do(tmp_path, cap
 def test_a_follower_run_writes_no_run_folder(tmp_path, monkeypatch):
     """`run` on machine rank 1 validates, then only follows: no params.yaml, no run_state.json."""
     seen = {}
-    monkeypatch.setattr(machines, "follow", lambda m, run_dir, log: seen.setdefault("m", m) and True)
+    monkeypatch.setattr(machines, "follow", lambda m, run_dir, run_launch, log: seen.setdefault("m", m) and True)
     out = runner.run(["params/smoke.yaml"], [f"output_root={tmp_path}", "num_machines=2", "machine_rank=1",
                                              "main_process_port=29777"], log=lambda *a: None)
     assert seen["m"] == Machines(2, 1, "127.0.0.1", 29777) and out == tmp_path / "smoke"
@@ -290,6 +294,7 @@ def test_the_runners_of_two_machines_run_one_pipeline(module_dir, tmp_path):
         from visionr1 import dist
         dist.init(60)
         print(f"rank {td.get_rank()} of {td.get_world_size()} on machine {os.environ['GROUP_RANK']}", flush=True)
+        dist.close()
     """))
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

@@ -776,6 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     out = train(GRPOParams.from_json(args.params_json), only_stage=args.stage)
     if dist.is_main():
         print(json.dumps(out))
+    dist.close()
     return 0
 
 

@@ -184,13 +184,10 @@ def announce(m: Machines, ticket: dict) -> int:
     return n
 
 
-def follow(m: Machines, run_dir: Path, log=print, run_launch=None) -> bool:
+def follow(m: Machines, run_dir: Path, run_launch, log=print) -> bool:
     """A machine of rank > 0: join every launch machine 0 announces, until it announces the end;
     returns whether machine 0's run succeeded. Writes nothing: the run folder is machine 0's.
-    `run_launch(ticket, m, log)`: how a launch is joined (default: dist.join)."""
-    from visionr1 import dist
-
-    run_launch = run_launch or dist.join
+    `run_launch(ticket, m, log)`: how a launch is joined (the runner passes dist.join)."""
     log(f"machine {m.rank} of {m.num}: following machine 0 at {m.ip}:{m.port}")
     store = _store(m, False, CONNECT_TIMEOUT_S)
     token = store.get("token").decode()

@@ -353,7 +353,9 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         log(f"machines from the {launcher} environment: " + ", ".join(
             f"{k}={resolved.values[k]}" for k in machines.KEYS if resolved.sources[k].startswith("env")))
     if where.rank > 0:  # joins machine 0's launches; writes nothing (the run folder is machine 0's)
-        if not machines.follow(where, run_dir, log):
+        from visionr1 import dist
+
+        if not machines.follow(where, run_dir, dist.join, log):
             raise StageFailed(f"machine 0's run failed (its log says where); machine {where.rank} stopped with it")
         return run_dir
     state = RunState(run_dir / "run_state.json")

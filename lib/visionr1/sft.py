@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = train(SFTParams.from_json(argv[0]))
     if dist.is_main():
         print(json.dumps(summary))
+    dist.close()
     return 0
 
 
