@@ -31,13 +31,37 @@ def tiny_model_dir(tmp_path_factory):
     return tiny_model.build_tiny(tmp_path_factory.mktemp("tiny") / "model", size="test", seed=0)
 
 
-def run_pipeline(params: str, output_root, *sets: str, timeout: int = 3000) -> str:
-    """`python -m visionr1 run PARAMS --set output_root=...` in a subprocess; returns its stdout."""
-    proc = subprocess.run([sys.executable, "-m", "visionr1", "run", params, "--set", f"output_root={output_root}",
-                           *[a for s in sets for a in ("--set", s)]], cwd=env.PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+def pipeline_command(params: str, output_root, *sets: str, args: tuple[str, ...] = ()) -> list[str]:
+    """`python -m visionr1 run PARAMS [ARGS] --set output_root=... --set KEY=VALUE ...`."""
+    return [sys.executable, "-m", "visionr1", "run", params, *args, "--set", f"output_root={output_root}",
+            *[a for s in sets for a in ("--set", s)]]
+
+
+def run_pipeline(params: str, output_root, *sets: str, timeout: int = 3000, args: tuple[str, ...] = (),
+                 environ: dict | None = None) -> str:
+    """`python -m visionr1 run PARAMS --set output_root=...` in a subprocess (`environ`: variables
+    added to its environment); returns its stdout."""
+    proc = subprocess.run(pipeline_command(params, output_root, *sets, args=args), cwd=env.PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(environ or {})})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def copy_run_inputs(run_dir, output_root, stages=("00_data", "01_cold_start_data")):
+    """A run folder under `output_root` holding only `stages` of the finished run `run_dir` (their
+    folders, executed notebooks and run_state records), for a run `--from` the next stage."""
+    import json
+    import shutil
+
+    dest = output_root / run_dir.name
+    dest.mkdir(parents=True)
+    for s in stages:
+        shutil.copytree(run_dir / s, dest / s)
+        shutil.copy2(run_dir / f"{s}.ipynb", dest / f"{s}.ipynb")
+    state = json.loads((run_dir / "run_state.json").read_text())
+    state["stages"] = {s: state["stages"][s] for s in stages}
+    (dest / "run_state.json").write_text(json.dumps(state, indent=2))
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -128,7 +128,7 @@ def fake_stage_runs(monkeypatch, tmp_path):
 
     monkeypatch.setattr(grpo, "server_command", fake_command)
 
-    def fake_launch(module, args, num_processes, log=print, *, mixed_precision="no", env=None):
+    def fake_launch(module, args, num_processes, log=print, *, mixed_precision="no", env=None, machines=None):
         p = grpo.GRPOParams.from_json(args[0])
         k = int(args[args.index("--stage") + 1])
         with urllib.request.urlopen(f"http://127.0.0.1:{p.vllm_server_port}/v1/models") as r:

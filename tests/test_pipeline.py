@@ -8,6 +8,7 @@ under .cache/nano_base-<key>; smoke.yaml keeps nano.yaml's pretraining params, s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,22 +100,50 @@ def test_curves_stage_draws_the_run(smoke_run):
         assert (d / png).exists(), png
 
 
-def test_two_process_smoke_chain_keeps_one_writer_and_each_completion_its_rewards(tmp_path):
-    """The smoke chain with 02 and 03 on 2 CPU processes (DDP on gloo, no DeepSpeed)."""
-    from conftest import run_pipeline
+# 02 and 03 of the smoke chain on 2 CPU processes (DDP on gloo, no DeepSpeed), from the smoke run's
+# 00 and 01, with fewer SFT steps, no RL held-out check, and RL paid by the `spread` reward (test_grpo.py:
+# it varies within a group, where the smoke CI model earns no HFRRF reward, so RL changes the weights):
+# what they test is the processes, not the nano figures
+SEVERAL = ("sft_deepspeed=none", "rl_deepspeed=none", "rl_sft_control=false", "sft_max_steps=10",
+           "sft_eval_samples=8", "rl_eval_samples=0", "rl_reward=spread", "skip_stages=[04_evaluate, 05_curves]")
 
-    from visionr1 import grading, rewards
 
-    run_pipeline("params/smoke.yaml", tmp_path, "sft_num_gpus=2", "rl_num_gpus=2", "sft_deepspeed=none",
-                 "rl_deepspeed=none", "rl_sft_control=false", "skip_stages=[04_evaluate, 05_curves]")
-    run = tmp_path / "smoke"
+@pytest.fixture(scope="module")
+def several_env(tmp_path_factory):
+    """The runs' environment: the `spread` reward registered in every process (the runner, the
+    kernels, the launched ranks: Python imports `sitecustomize` from PYTHONPATH at start-up), and one
+    thread per process on either layout, the kernel's too (CPU figures depend on the thread count)."""
+    from test_grpo import SPREAD_REWARD
+
+    site = tmp_path_factory.mktemp("site")
+    (site / "sitecustomize.py").write_text(SPREAD_REWARD)
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def two_process_run(smoke_run, several_env, tmp_path_factory):
+    """02 and 03 on 2 processes of one machine: (run folder, seconds)."""
+    import time
+
+    from conftest import copy_run_inputs, run_pipeline
+
+    out = tmp_path_factory.mktemp("two_process")
+    copy_run_inputs(smoke_run[0], out)
+    t0 = time.perf_counter()
+    run_pipeline("params/smoke.yaml", out, "sft_num_gpus=2", "rl_num_gpus=2", *SEVERAL, args=("--from", "02"),
+                 environ=several_env)
+    return out / "smoke", time.perf_counter() - t0
+
+
+def test_two_process_smoke_chain_keeps_one_writer_and_each_completion_its_rewards(two_process_run):
+    run = two_process_run[0]
     assert json.loads((run / "02_cold_start_sft" / "summary.json").read_text())["num_processes"] == 2
     d = run / "03_grpo_ptst"
     summary = json.loads((d / "summary.json").read_text())
     one, two = summary["stages"]
     assert summary["num_processes"] == 2 and one["num_processes"] == two["num_processes"] == 2
-    # stage 2 starts, on both ranks, from stage 1's finished final weights (the smoke CI model rarely
-    # earns a reward, so RL may leave them unchanged: tests/test_multiprocess.py trains with a varied reward)
+    # both stages trained; stage 2 starts, on both ranks, from stage 1's finished final weights
+    assert one["final_sha"] != one["start_sha"] and two["final_sha"] != two["start_sha"]
     assert two["start_sha"] == one["final_sha"]
     assert two["loaded_sha"] == [one["final_sha"]] * 2 and one["trained_sha"] == [one["final_sha"]] * 2
     steps = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
@@ -122,6 +151,42 @@ def test_two_process_smoke_chain_keeps_one_writer_and_each_completion_its_reward
     samples = [json.loads(x) for x in (d / "samples.jsonl").read_text().splitlines()]
     assert {x["rank"] for x in samples} == {0, 1}
     for x in samples:  # each recorded reward is its own completion's, not another rank's
-        again = rewards.hfrrf_reward([x["completion"]], answer=[x["answer"]], choices=[grading.choices_in(x["question"])])
-        assert again == [x["rewards"]["hfrrf_reward"]], x
+        assert x["rewards"]["spread_reward"] == float(len(x["completion"]) % 3), x
+    assert len({x["rewards"]["spread_reward"] for x in samples}) > 1
     assert {(x["step"], x["rank"]) for x in samples} == {(st, r) for st in (1, 2, 4) for r in (0, 1)}
+
+
+def test_two_machines_on_localhost_give_the_figures_of_two_processes_on_one(smoke_run, two_process_run, several_env,
+                                                                            tmp_path):
+    """Two runners, machine ranks 0 and 1, one process each (torch.distributed.run --nnodes 2): the
+    figures of 02 and 03 (times aside) are those of 2 processes on one machine, and machine 1 only
+    joins the launches (3: 02's SFT and each PTST stage of 03)."""
+    import subprocess
+    import time
+
+    from conftest import copy_run_inputs, pipeline_command, run_pipeline
+
+    from visionr1 import dist, runner
+
+    baseline = two_process_run[0]
+    copy_run_inputs(smoke_run[0], tmp_path)
+    machines = ("num_machines=2", f"main_process_port={dist.free_port()}", "sft_num_gpus=1", "rl_num_gpus=1", *SEVERAL)
+    t0 = time.perf_counter()
+    follower = subprocess.Popen(pipeline_command("params/smoke.yaml", tmp_path, *machines, "machine_rank=1",
+                                                 args=("--from", "02")), cwd=env.PROJECT_ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **several_env})
+    try:
+        run_pipeline("params/smoke.yaml", tmp_path, *machines, args=("--from", "02"), environ=several_env)
+        log, _ = follower.communicate(timeout=120)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    took = time.perf_counter() - t0
+    assert follower.returncode == 0, log[-3000:]
+    assert log.count("joining launch") == 3 and "machine 0's run finished" in log, log[-3000:]
+    stages = ["02_cold_start_sft", "03_grpo_ptst"]
+    two_machines, one_machine = (runner.comparable_figures(r, stages) for r in (tmp_path / "smoke", baseline))
+    rl = "03_grpo_ptst/stages/1"
+    assert one_machine[f"{rl}/final_sha"] != one_machine[f"{rl}/start_sha"], "RL trained: its weights are compared"
+    assert two_machines == one_machine
+    print(f"02 + 03 on 2 machines x 1 process: {took:.0f} s; on 1 machine x 2 processes: {two_process_run[1]:.0f} s")

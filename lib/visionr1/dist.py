@@ -5,7 +5,9 @@ before they read anything just written. On a machine without CUDA, several proce
 on gloo, launched with `torch.distributed.run` and `ACCELERATE_USE_CPU=true` (accelerate's own
 `--cpu` launch starts one process only, and without the flag accelerate takes each torchrun
 process for a world of one); with CUDA, `accelerate launch`. One process (the notebook kernel) is the same code with a
-world of one: every call here is then a no-op.
+world of one: every call here is then a no-op. Several machines: each launch spans all of them
+(`launch_command`'s `machines`; machine 0 announces it, the others `join`: visionr1.machines), and
+"main" is global rank 0, on machine 0.
 
 Launched processes die with the process that launched them: each command runs in a process group of
 its own under a small watchdog (`python -m visionr1.dist --watch`), which ends the whole group when
@@ -73,6 +75,17 @@ def gather(items: list) -> list:
     return gather_object(list(items))
 
 
+def close() -> None:
+    """End this process's process group, if there is one: every launched entry point calls it last.
+    A group left to the interpreter's teardown can abort the process after its work is done
+    (SIGABRT, "terminate called without an active exception": a torch.distributed thread destroyed
+    while running; seen on 2 machines on localhost, torch 2.13), which fails the launch."""
+    import torch.distributed as td
+
+    if td.is_available() and td.is_initialized():
+        td.destroy_process_group()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (the OS picks it)."""
     import socket
@@ -90,49 +103,103 @@ def accelerate_config() -> str:
 
 
 def launch_command(module: str, args: list[str], num_processes: int, cuda: bool | None = None, *,
-                   mixed_precision: str = "no", main_process_port: int | None = None) -> list[str]:
-    """The command that runs `python -m MODULE ARGS` on `num_processes` processes: plain `python` for
-    one; `accelerate launch` with CUDA, with the shipped config (not whatever default config the
-    machine has), a rendezvous port of its own (`main_process_port`, default: a free one) and
-    `mixed_precision` ("no": the trainer's bf16 flag decides; accelerate's "bf16" would also turn an
-    fp32 run into bf16); `torch.distributed.run` on gloo without CUDA (`--standalone` picks a free
-    rendezvous port, so runs side by side do not collide).
+                   mixed_precision: str = "no", main_process_port: int | None = None, machines=None) -> list[str]:
+    """The command that runs `python -m MODULE ARGS` on `num_processes` processes (per machine): plain
+    `python` for one on one machine; `accelerate launch` with CUDA, with the shipped config (not
+    whatever default config the machine has), a rendezvous port of its own (`main_process_port`,
+    default: a free one) and `mixed_precision` ("no": the trainer's bf16 flag decides; accelerate's
+    "bf16" would also turn an fp32 run into bf16); `torch.distributed.run` on gloo without CUDA
+    (`--standalone` picks a free rendezvous port, so runs side by side do not collide).
+
+    `machines` (visionr1.machines.Machines) spanning several: this machine's part of one launch over
+    all of them, joined at machine 0's address on `main_process_port` (required: every machine must
+    name the same one): accelerate's `--num_machines --machine_rank --main_process_ip` with
+    `--num_processes` counting every machine's processes, or torch.distributed.run's `--nnodes
+    --node_rank --master_addr --master_port`; global rank 0 is on machine 0.
 
     >>> launch_command("visionr1.sft", ["p.json"], 2, cuda=False)[1:5]
     ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node']
     >>> launch_command("visionr1.grpo", ["p.json"], 1)[1:]
     ['-m', 'visionr1.grpo', 'p.json']
     """
-    if num_processes == 1:
+    several = machines is not None and machines.num > 1
+    if num_processes == 1 and not several:
         return [sys.executable, "-m", module, *args]
+    if several and not main_process_port:
+        raise ValueError("a launch over several machines needs the rendezvous port machine 0 announced")
     if cuda is None:
         import torch
 
         cuda = torch.cuda.is_available()
     if cuda:
+        nodes = ["--num_machines", "1"] if not several else [
+            "--num_machines", str(machines.num), "--machine_rank", str(machines.rank),
+            "--main_process_ip", machines.ip]
+        total = num_processes * (machines.num if several else 1)  # accelerate counts every machine's processes
         return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config(),
-                "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", mixed_precision,
+                "--num_processes", str(total), *nodes, "--mixed_precision", mixed_precision,
                 "--main_process_port", str(main_process_port or free_port()), "-m", module, *args]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(num_processes),
+    where = ["--standalone"] if not several else [
+        "--nnodes", str(machines.num), "--node_rank", str(machines.rank), "--master_addr", machines.ip,
+        "--master_port", str(main_process_port)]
+    return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc_per_node", str(num_processes),
             "-m", module, *args]
 
 
 def launch(module: str, args: list[str], num_processes: int, log=print, *, mixed_precision: str = "no",
-           env: dict[str, str] | None = None) -> None:
+           env: dict[str, str] | None = None, machines=None) -> None:
     """Run `python -m MODULE ARGS` on `num_processes` processes as a subprocess (`env`: variables
     set for it, e.g. CUDA_VISIBLE_DEVICES), streaming its log; raise (naming the command) when any
     rank fails. The processes end with this call: on an exception here (KeyboardInterrupt, SIGTERM)
-    and when this process dies (`start`)."""
+    and when this process dies (`start`).
+
+    `machines` spanning several (this is machine 0, the one that runs the notebooks): the launch is
+    announced through the run's coordinator (visionr1.machines) with a rendezvous port picked here,
+    and the other machines join it with their ranks (`join`)."""
     import torch
 
     cuda = torch.cuda.is_available()
-    cmd = launch_command(module, [str(a) for a in args], num_processes, cuda, mixed_precision=mixed_precision)
+    args = [str(a) for a in args]
+    port = None
+    if machines is not None and machines.num > 1:
+        from visionr1 import machines as mach
+
+        if machines.rank != 0:
+            raise RuntimeError(f"machine {machines.rank} launched a stage: only machine 0 runs the notebooks, the "
+                               f"others follow its launches (python -m visionr1 run ... with machine_rank > 0)")
+        port = free_port()
+        n = mach.announce(machines, {"module": module, "args": args, "num_processes": num_processes,
+                                     "mixed_precision": mixed_precision, "port": port, "cuda": cuda})
+        log(f"launch {n} announced to the other {machines.num - 1} machine(s) (rendezvous {machines.ip}:{port})")
+    cmd = launch_command(module, args, num_processes, cuda, mixed_precision=mixed_precision, main_process_port=port,
+                         machines=machines)
+    run_launch(cmd, num_processes, cuda, log, env)
+
+
+def join(ticket: dict, machines, log=print) -> None:
+    """A machine of rank > 0: its part of the launch machine 0 announced (`ticket`, see `launch`), on
+    all its visible GPUs up to the ticket's processes per machine (no vLLM server here: machine 0
+    serves)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda != ticket.get("cuda", cuda):
+        raise RuntimeError(f"machine {machines.rank} {'has' if cuda else 'lacks'} CUDA and machine 0 "
+                           f"{'does' if ticket['cuda'] else 'does not'}: the machines must be alike")
+    cmd = launch_command(ticket["module"], ticket["args"], ticket["num_processes"], cuda,
+                         mixed_precision=ticket["mixed_precision"], main_process_port=ticket["port"],
+                         machines=machines)
+    run_launch(cmd, ticket["num_processes"], cuda, log, None)
+
+
+def run_launch(cmd: list[str], num_processes: int, cuda: bool, log=print, env: dict[str, str] | None = None) -> None:
+    """Run a launcher command under the watchdog (`start`), streaming its log; raise on failure."""
     log("launching: " + " ".join(cmd) + "".join(f" ({k}={v})" for k, v in (env or {}).items()))
     env = {**os.environ, **(env or {})}
     # the ranks' stdout is this pipe: unbuffered, their log and progress lines arrive as written,
     # not in blocks of 8 KB or at exit
     env.setdefault("PYTHONUNBUFFERED", "1")
-    if not cuda:  # one core's share of threads per process; accelerate's multi-CPU mode
+    if not cuda:  # one core's share of threads per process (of this machine); accelerate's multi-CPU mode
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))
         env["ACCELERATE_USE_CPU"] = "true"
     with sigterm_raises():

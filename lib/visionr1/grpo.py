@@ -537,29 +537,37 @@ def finish(p: GRPOParams) -> dict:
     return summary
 
 
-def launch(params_json: str | Path, num_processes: int, log=print) -> dict:
+def launch(params_json: str | Path, num_processes: int, log=print, machines=None) -> dict:
     """Each PTST stage not done yet in its own launched process group (`python -m visionr1.grpo
     PARAMS_JSON --stage K` on `num_processes` processes), so every stage starts its engines (vLLM
-    client, DeepSpeed) in fresh processes; then `finish` here. Returns the summary.
+    client, DeepSpeed) in fresh processes; then `finish` here. Returns the summary. `machines`
+    (visionr1.machines.Machines) spanning several: each stage's launch spans them all,
+    `num_processes` on each (machine 0 announces it; docs/multiprocess.md "Several machines").
 
     With `rollout: vllm_server`, each stage's `trl vllm-serve` runs on the stage's start model, on
     the `vllm_gpus` GPUs after the trainer's `num_processes` (vllm_server.split_gpus), from before
-    the stage's processes start until they end or fail; its log is `stage<k>/vllm_server.log`."""
+    the stage's processes start until they end or fail; its log is `stage<k>/vllm_server.log`.
+    A `vllm_server_host` of another machine (vllm_server.is_local) is a server started there: none is
+    started here, each stage waits until it answers (TRL sends it the stage's weights at the first
+    step) and every local GPU trains."""
     from contextlib import nullcontext
 
     p = GRPOParams.from_json(params_json)
-    check_stages(p.stages, p.batch_size, p.grad_accum, num_processes)  # before any process or server starts
+    total = num_processes * (machines.num if machines is not None else 1)
+    check_stages(p.stages, p.batch_size, p.grad_accum, total)  # before any process or server starts
     train_gpus = serve_gpus = None
     if p.rollout == "vllm_server":
         from visionr1 import vllm_server
 
-        train_gpus, serve_gpus = vllm_server.split_gpus(num_processes, p.vllm_gpus)
+        local = vllm_server.is_local(p.vllm_server_host)
+        if local:
+            train_gpus, serve_gpus = vllm_server.split_gpus(num_processes, p.vllm_gpus)
     for k, sdir in enumerate(stage_dirs(p.output_dir, len(p.stages)), 1):
         if (sdir / "final" / "stage.json").exists():
             log(f"stage {k}: done earlier, skipping")
             continue
         server = nullcontext()
-        if p.rollout == "vllm_server":
+        if p.rollout == "vllm_server" and local:
             if not vllm_server.port_free("0.0.0.0", VLLM_GROUP_PORT):
                 raise RuntimeError(f"port {VLLM_GROUP_PORT} (TRL's vllm_group_port: the trainer's weight-sync group) "
                                    f"is taken: another trainer still running?")
@@ -567,10 +575,12 @@ def launch(params_json: str | Path, num_processes: int, log=print) -> dict:
             server = vllm_server.serving(server_command(p, start), host=p.vllm_server_host, port=p.vllm_server_port,
                                          log_path=sdir / "vllm_server.log", gpus=serve_gpus, model=start,
                                          timeout_s=p.vllm_server_timeout, log=log)
+        elif p.rollout == "vllm_server":
+            server = vllm_server.remote(p.vllm_server_host, p.vllm_server_port, timeout_s=p.vllm_server_timeout, log=log)
         with server:
             dist.launch("visionr1.grpo", [str(params_json), "--stage", str(k)], num_processes, log,
                         mixed_precision="bf16" if p.bf16 else "no",
-                        env={"CUDA_VISIBLE_DEVICES": ",".join(train_gpus)} if train_gpus else None)
+                        env={"CUDA_VISIBLE_DEVICES": ",".join(train_gpus)} if train_gpus else None, machines=machines)
     return finish(p)  # the prompt count comes from the stage records: no second read of the RL set
 
 
@@ -699,7 +709,7 @@ def params_from_values(v: dict) -> GRPOParams:
     source = env.run_dir(v["output_root"], v["rl_source_run"]) if v["rl_source_run"] else run
     data = v["rl_data"] or str(source / "00_data" / "rl")
     system = R1_ZERO_SYSTEM_PROMPT if v["rl_system_prompt"] == "r1-zero" else v["rl_system_prompt"]
-    multi = v["rl_num_gpus"] > 1
+    multi = v["rl_num_gpus"] > 1 or v.get("num_machines", 1) > 1
     return GRPOParams.from_values(
         v, model=start_model(v, source), data=data, output_dir=str(run / "03_grpo_ptst"), system_prompt=system,
         seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
@@ -719,12 +729,16 @@ def server_command(p: GRPOParams, model: str | None = None) -> list[str]:
     starts it for each stage: `vllm_data_parallel` replicas of vllm_gpus / vllm_data_parallel
     tensor-parallel GPUs, the trainer's image budget (the server computes image features itself,
     and TRL places them in the trainer's token runs, which fails when the two resize an image
-    differently) and the stages' context length."""
+    differently) and the stages' context length. For a server on another machine (`vllm_server_host`
+    names it) this is the command to start there, listening on every interface."""
+    from visionr1 import vllm_server
+
     return [sys.executable, "-m", "trl.scripts.vllm_serve", "--model", model or p.model,
             "--tensor-parallel-size", str(p.vllm_gpus // p.vllm_data_parallel),
             "--data-parallel-size", str(p.vllm_data_parallel), "--max-model-len", str(context_length(p)),
             "--mm-processor-kwargs", json.dumps({"min_pixels": p.min_pixels, "max_pixels": p.max_pixels}),
-            "--host", p.vllm_server_host, "--port", str(p.vllm_server_port)]
+            "--host", p.vllm_server_host if vllm_server.is_local(p.vllm_server_host) else "0.0.0.0",
+            "--port", str(p.vllm_server_port)]
 
 
 def sft_control(sft_params_json: str | Path, start_model: str, out_dir: str | Path, flops: float, log=print) -> dict:
@@ -762,6 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     out = train(GRPOParams.from_json(args.params_json), only_stage=args.stage)
     if dist.is_main():
         print(json.dumps(out))
+    dist.close()
     return 0
 
 

@@ -225,7 +225,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     model = v.get("sft_model") or v.get("base_model") or "nano"
     out = []
     if "02_cold_start_sft" not in skip:
-        n = int(v["sft_num_gpus"])
+        n = int(v["sft_num_gpus"]) * int(v.get("num_machines") or 1)  # ZeRO shards over every machine's GPUs
         out.append((f"02 SFT ({v['sft_method']}, {v['sft_cutoff_len']} tokens)", model, Setup(
             method=v["sft_method"], n_gpus=n, zero=training.ZERO_STAGE[v["sft_deepspeed"]] if n > 1 else 0,
             offload=v["sft_deepspeed"] == "zero3_offload", batch=int(v["sft_batch_size"]), seq=int(v["sft_cutoff_len"]),
@@ -233,7 +233,7 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
             # the largest image can fill the whole cutoff: a bound, the data's own images are often smaller
             image_tokens=min(int(v["sft_max_pixels"]) // MERGED_PIXELS, int(v["sft_cutoff_len"])))))
     if "03_grpo_ptst" not in skip:
-        n = int(v["rl_num_gpus"])
+        n = int(v["rl_num_gpus"]) * int(v.get("num_machines") or 1)
         rl_model = model if models.is_stage_ref(v["rl_start"]) else v["rl_start"]
         method = "lora" if int(v.get("rl_lora_r") or 0) > 0 else "full"
         grpo.check_stages(v["rl_stages"])

@@ -27,6 +27,7 @@ with every problem listed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from visionr1 import env, validate
+from visionr1 import env, machines, validate
 from visionr1.params import ParamsError, Resolved, declarations, resolve, stage_notebooks
 
 
@@ -60,7 +61,12 @@ def fmt_seconds(s: float) -> str:
 
 
 def _hash(values: dict) -> str:
-    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """A stage's params hash; where it runs (machines.PLACEMENT_KEYS: this machine's rank, machine 0's
+    address) is left out, so the same run resumed on other nodes is the same run; so is
+    `num_machines: 1`, so a run folder from before the key existed keeps its hashes."""
+    kept = {k: v for k, v in values.items()
+            if k not in machines.PLACEMENT_KEYS and not (k == "num_machines" and v == 1)}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class RunState:
@@ -248,7 +254,7 @@ def changed_keys(run_dir: Path, stage: str, params: dict) -> list[str] | None:
         return None
     old = json.loads(rec.read_text())["params"]
     new = json.loads(json.dumps(params, default=str))
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in machines.PLACEMENT_KEYS)
 
 
 def move_aside(run_dir: Path, stages: list[str], log=print) -> Path:
@@ -329,15 +335,29 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
     env.setup_environment()
     nbs = stage_notebooks(notebooks_dir or env.NOTEBOOKS_DIR)
     resolved: Resolved = resolve(files, sets, declarations(nbs))
+    launcher = machines.apply_environment(resolved.values, resolved.sources)
     names = [nb.stem for nb in nbs]
     selected = select_stages(names, only, start)
     skipped = set(resolved.values.get("skip_stages", []))
     found = validate.problems(resolved.values, resolved.sources, [s for s in selected if s not in skipped])
+    where = machines.Machines.from_values(resolved.values)
+    if where.rank > 0 and overwrite:
+        found.append("--overwrite on a machine of machine_rank > 0: only machine 0 writes the run folder; "
+                     "give --overwrite to machine 0's command only")
     if found:
         raise ParamsError(f"{len(found)} problem(s) in the params; nothing was run or written:\n  " + "\n  ".join(found))
     for w in validate.warnings(resolved.values, [s for s in selected if s not in skipped]):
         log(f"warning: {w}")
     run_dir = env.run_dir(resolved.values["output_root"], resolved.values["run_name"])
+    if launcher:
+        log(f"machines from the {launcher} environment: " + ", ".join(
+            f"{k}={resolved.values[k]}" for k in machines.KEYS if resolved.sources[k].startswith("env")))
+    if where.rank > 0:  # joins machine 0's launches; writes nothing (the run folder is machine 0's)
+        from visionr1 import dist
+
+        if not machines.follow(where, run_dir, dist.join, log):
+            raise StageFailed(f"machine 0's run failed (its log says where); machine {where.rank} stopped with it")
+        return run_dir
     state = RunState(run_dir / "run_state.json")
     differ, conflicts = finished_with_other_params(run_dir, state, resolved, nbs, selected, skipped)
     for s, keys in differ.items():
@@ -361,6 +381,23 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         if state.get(earlier).get("status") != "done":
             log(f"note: {earlier} has not finished in {run_dir}; later stages may miss its outputs")
     log(f"run {resolved.values['run_name']} -> {run_dir}  (params: {', '.join(map(str, files)) or 'defaults'})")
+    coordinator = None
+    if where.several:  # the other machines read this token from the shared folder before they join
+        coordinator = machines.Coordinator(where)
+        state.note(machines=where.num, machines_token=coordinator.token)
+        log(f"machine 0 of {where.num}: the others join each training launch through {where.ip}:{where.port}")
+    with coordinator or contextlib.nullcontext():
+        _run_stages(nbs, names, selected, resolved, state, run_dir, resume, log)
+    summary = summarize(run_dir, selected)
+    if summary:
+        log(summary)
+    return run_dir
+
+
+def _run_stages(nbs: list[Path], names: list[str], selected: list[str], resolved: Resolved, state: RunState,
+                run_dir: Path, resume: bool, log) -> None:
+    """`run`'s loop over the selected stages."""
+    skipped = set(resolved.values.get("skip_stages", []))
     t_run = time.perf_counter()
     for i, nb in enumerate(nbs):
         stage = nb.stem
@@ -406,10 +443,6 @@ def run(files: list[str], sets: list[str] | None = None, only: str | None = None
         state.set(stage, status="done", params_hash=h, seconds=round(took, 1), finished_at=finished, inputs=inputs)
         log(f"[{i + 1}/{len(nbs)}] {stage} done in {fmt_seconds(took)}")
     log(f"finished in {fmt_seconds(time.perf_counter() - t_run)}; run folder: {run_dir}")
-    summary = summarize(run_dir, selected)
-    if summary:
-        log(summary)
-    return run_dir
 
 
 def _now() -> str:
@@ -464,6 +497,7 @@ def dry_run(files: list[str], sets: list[str] | None = None, only: str | None = 
     except ParamsError as e:  # without resolved params nothing else can be checked
         err(f"dry run: 1 problem; nothing was run or written:\n  {e}")
         return 2
+    launcher = machines.apply_environment(resolved.values, resolved.sources, dict(os.environ))
     v = resolved.values
     names = [nb.stem for nb in nbs]
     found: list[str] = []
@@ -475,6 +509,10 @@ def dry_run(files: list[str], sets: list[str] | None = None, only: str | None = 
     skipped = set(v.get("skip_stages", []))
     running = [s for s in selected if s not in skipped]
     found += validate.problems(v, resolved.sources, running)
+    where = machines.Machines.from_values(v)
+    if where.rank > 0 and overwrite:
+        found.append("--overwrite on a machine of machine_rank > 0: only machine 0 writes the run folder; "
+                     "give --overwrite to machine 0's command only")
     run_dir = env.run_dir(v["output_root"], v["run_name"])
     state = RunState(run_dir / "run_state.json")
     hashes = {nb.stem: _hash(resolved.for_notebook(nb.name)) for nb in nbs}
@@ -505,6 +543,11 @@ def dry_run(files: list[str], sets: list[str] | None = None, only: str | None = 
         f"nothing is run or written")
     for w in warns:
         out(f"warning: {w}")
+    if launcher:
+        notes.append(f"machines from the {launcher} environment: " + ", ".join(
+            f"{k}={v[k]}" for k in machines.KEYS if resolved.sources[k].startswith("env")))
+    if where.several:
+        notes.append(_machines_note(where, run_dir))
     for n in notes:
         out(f"note: {n}")
     out("plan (commands as launched on a CUDA machine; without CUDA several processes run on gloo with "
@@ -577,7 +620,14 @@ def _stage_plan(stage: str, v: dict, run_dir: Path, memory: dict) -> list[str]:
     sdir = _shown(run_dir / stage)
     if stage == "02_cold_start_sft":
         n = int(v["sft_num_gpus"])
-        if n > 1:
+        where = machines.Machines.from_values(v)
+        if where.several:
+            lines = [f"SFT ({v['sft_method']}, {v['sft_deepspeed']}) on {where.num} machines x GPUs {_gpus(0, n)} "
+                     f"(machine 0 announces the launch with its rendezvous PORT):"]
+            lines += [f"  machine {r}: CUDA_VISIBLE_DEVICES={_gpus(0, n)} " + _command(dist.launch_command(
+                "visionr1.sft", [f"{sdir}/sft_params.json"], n, cuda=True, main_process_port="PORT",
+                machines=_on(where, r))) for r in _ranks(where)]
+        elif n > 1:
             cmd = dist.launch_command("visionr1.sft", [f"{sdir}/sft_params.json"], n, cuda=True)
             lines = [f"SFT ({v['sft_method']}, {v['sft_deepspeed']}) on GPUs {_gpus(0, n)}:",
                      f"  CUDA_VISIBLE_DEVICES={_gpus(0, n)} {_command(cmd)}"]
@@ -602,14 +652,24 @@ def _grpo_plan(v: dict, run_dir: Path, memory: dict) -> list[str]:
     from visionr1 import dist, grpo, vllm_server
 
     n = int(v["rl_num_gpus"])
+    m = machines.Machines.from_values(v)
     p = _planned_grpo_params(v, run_dir)
-    server = p.rollout == "vllm_server"
-    launched = n > 1 or server  # grpo.launch: one process group per stage; else grpo.train in the kernel
+    remote = p.rollout == "vllm_server" and not vllm_server.is_local(p.vllm_server_host)
+    server = p.rollout == "vllm_server" and not remote  # started here, per stage
+    launched = n > 1 or server or remote or m.several  # grpo.launch: one process group per stage; else in the kernel
     train_gpus, serve_gpus = vllm_server.split_gpus(n, p.vllm_gpus, [str(i) for i in range(n + p.vllm_gpus)]) \
         if server else ([str(i) for i in range(n)], [])
     where = f"GPU(s) {','.join(train_gpus)}" if launched else "the notebook kernel (GPU 0, or the CPU)"
+    if m.several:
+        where = f"{m.num} machines x {where}"
     lines = [f"GRPO under PTST, {len(p.stages)} stage(s), training on {where}" +
-             (f", vLLM server on GPU(s) {','.join(serve_gpus)}" if server else ", rollouts by HF generate")]
+             (f", vLLM server on machine 0's GPU(s) {','.join(serve_gpus)}" if server and m.several else
+              f", vLLM server on GPU(s) {','.join(serve_gpus)}" if server else
+              f", vLLM server started by you at {p.vllm_server_host}:{p.vllm_server_port}" if remote else
+              ", rollouts by HF generate")]
+    if remote:
+        lines.append(f"start it there first (rollouts wait for it, up to rl_vllm_server_timeout): "
+                     f"{_command(grpo.server_command(p))}")
     for k, st in enumerate(p.stages, 1):
         batch, procs, accum, per_step = validate.rl_generation_batch(v, st)
         g = int(st["num_generations"])
@@ -620,7 +680,16 @@ def _grpo_plan(v: dict, run_dir: Path, memory: dict) -> list[str]:
             start = grpo.stage_start(p, k)
             lines.append(f"  start vLLM: CUDA_VISIBLE_DEVICES={','.join(serve_gpus)} "
                          f"{_command(grpo.server_command(p, start))}")
-        if launched:
+        if remote:
+            lines.append(f"  wait for the vLLM server at {p.vllm_server_host}:{p.vllm_server_port}")
+        if launched and m.several:
+            for r in _ranks(m):
+                cmd = dist.launch_command("visionr1.grpo", [f"{p.output_dir}/grpo_params.json", "--stage", str(k)],
+                                          n, cuda=True, mixed_precision="bf16" if p.bf16 else "no",
+                                          main_process_port="PORT", machines=_on(m, r))
+                gpus = ",".join(train_gpus) if r == 0 else _gpus(0, n)
+                lines.append(f"  train, machine {r}: CUDA_VISIBLE_DEVICES={gpus} {_command(cmd)}")
+        elif launched:
             cmd = dist.launch_command("visionr1.grpo", [f"{p.output_dir}/grpo_params.json", "--stage", str(k)], n,
                                       cuda=True, mixed_precision="bf16" if p.bf16 else "no")
             lines.append(f"  train: CUDA_VISIBLE_DEVICES={','.join(train_gpus)} {_command(cmd)}")
@@ -631,6 +700,29 @@ def _grpo_plan(v: dict, run_dir: Path, memory: dict) -> list[str]:
         if ("03_grpo_ptst", k) in memory:
             lines.append(f"  {memory[('03_grpo_ptst', k)]}")
     return lines
+
+
+def _ranks(m: machines.Machines) -> list:
+    """The machine ranks a plan shows: each of up to 3 machines, else 0 and R (each other machine)."""
+    return list(range(m.num)) if m.num <= 3 else [0, "R"]
+
+
+def _on(m: machines.Machines, rank) -> machines.Machines:
+    from dataclasses import replace
+
+    return replace(m, rank=rank)
+
+
+def _machines_note(m: machines.Machines, run_dir: Path) -> str:
+    """What each machine does in a run over several."""
+    if m.rank > 0:
+        return (f"machine {m.rank} of {m.num}: runs no notebook and writes nothing; it joins each training launch "
+                f"machine 0 ({m.ip}:{m.port}) announces, once it reads machine 0's token in {_shown(run_dir)}/ "
+                f"(output_root must be shared)")
+    return (f"machine 0 of {m.num}: runs every stage below and writes {_shown(run_dir)}/ (a shared filesystem); its "
+            f"runner holds the coordinator on port {m.port}, through which each training launch is announced to "
+            + ("machine 1" if m.num == 2 else f"machines 1..{m.num - 1}") + " (started with the same params and "
+            "--set machine_rank=R)")
 
 
 def _planned_grpo_params(v: dict, run_dir: Path):

@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = train(SFTParams.from_json(argv[0]))
     if dist.is_main():
         print(json.dumps(summary))
+    dist.close()
     return 0
 
 
@@ -293,17 +294,18 @@ def params_from_values(v: dict) -> SFTParams:
     run = env.run_dir(v["output_root"], v["run_name"])
     model = models.resolve(v["sft_model"] or "base", run, key="sft_model")
     data = v["sft_data"] or str(run / "01_cold_start_data" / "cold" / "sft.jsonl")
-    multi = v["sft_num_gpus"] > 1
+    multi = v["sft_num_gpus"] > 1 or v.get("num_machines", 1) > 1
     return SFTParams.from_values(
         v, model=model, data=data, output_dir=str(run / "02_cold_start_sft"), method=resolve_method(v["sft_method"]),
         seed=v["seed"], report_to="wandb" if v["wandb_mode"] != "disabled" else "none",
         deepspeed=deepspeed_config(v["sft_deepspeed"]) if multi else None, run_name=f"{v['run_name']}/02_cold_start_sft")
 
 
-def launch(params_json: str | Path, num_gpus: int, log=print) -> None:
+def launch(params_json: str | Path, num_gpus: int, log=print, machines=None) -> None:
     """Run `python -m visionr1.sft PARAMS_JSON` on `num_gpus` processes (GPUs, or CPU processes on
-    gloo without CUDA), streaming its log; raise on failure."""
-    dist.launch("visionr1.sft", [str(params_json)], num_gpus, log)
+    gloo without CUDA), streaming its log; raise on failure. `machines` (visionr1.machines.Machines):
+    several, `num_gpus` on each, machine 0 announcing the launch to the others."""
+    dist.launch("visionr1.sft", [str(params_json)], num_gpus, log, machines=machines)
 
 
 if __name__ == "__main__":

@@ -47,19 +47,19 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def rl_generation_batch(values: dict, stage: dict) -> tuple[int, int, int, int]:
-    """(per-device batch, training processes, accumulation steps, completions per optimizer step)
+    """(per-device batch, training processes on all machines, accumulation steps, completions per optimizer step)
     of one PTST stage. TRL generates per-device batch x processes x accumulation completions for
     each optimizer step and needs that to hold whole groups of num_generations; the per-device
     batch alone may be smaller than a group (trl/trainer/grpo_config.py, generation_batch_size)."""
     batch = int(stage.get("batch_size") or values.get("rl_batch_size") or stage["num_generations"])
-    procs = int(values.get("rl_num_gpus") or 1)
+    procs = int(values.get("rl_num_gpus") or 1) * int(values.get("num_machines") or 1)  # every machine's processes
     accum = int(stage.get("grad_accum") or values.get("rl_grad_accum") or 1)
     return batch, procs, accum, batch * procs * accum
 
 
 def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
     """Mistakes in resolved params for a run of `stages`; empty when the run can start."""
-    from visionr1 import compat, grpo, models, rewards, training
+    from visionr1 import compat, grpo, machines, models, rewards, training
 
     out: list[str] = []
 
@@ -79,8 +79,15 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
     for key in ("sft_num_gpus", "rl_num_gpus", "eval_batch_size", "rl_grad_accum"):
         if key in values and (not isinstance(values[key], int) or values[key] < 1):
             bad(key, "must be a whole number >= 1", f"{key}: 1")
+    for key, what, fix in machines.problems(values):
+        bad(key, what, fix)
+    if str(sources.get("num_machines", "")).startswith("env") and sources.get("main_process_ip", "default") == "default" \
+            and values.get("num_machines", 1) > 1:
+        bad("main_process_ip", f"{values['num_machines']} machines from the launcher's environment "
+            f"({sources['num_machines']}), but no address of machine 0", "export MASTER_ADDR in the job script "
+            "(SLURM: the first host of scontrol show hostnames $SLURM_JOB_NODELIST) or set main_process_ip")
     counts_ok = all(isinstance(values.get(k, 1), int) and values.get(k, 1) >= 1
-                    for k in ("rl_num_gpus", "rl_grad_accum"))
+                    for k in ("rl_num_gpus", "rl_grad_accum", "num_machines"))
     for key in SCHEDULES:
         if key not in values:
             continue
@@ -135,6 +142,10 @@ def warnings(values: dict, stages: list[str]) -> list[str]:
         if missing:
             out.append(f"wandb_mode is online but {missing}: every stage will log to W&B offline instead (sync "
                        f"later with `wandb sync`); log in first (`wandb login`, or export WANDB_API_KEY) to log online")
+    n = values.get("num_machines", 1)
+    if isinstance(n, int) and n > 1 and values.get("main_process_ip") in ("127.0.0.1", "localhost"):
+        out.append(f"num_machines is {n} with main_process_ip {values['main_process_ip']}: only machines that are "
+                   f"this one can reach machine 0 there (a test on one box); on a cluster set machine 0's address")
     return out
 
 

@@ -98,6 +98,19 @@ def split_gpus(n_train: int, n_serve: int, visible: list[str] | None = None) -> 
     return visible[:n_train], visible[n_train:need]
 
 
+LOCAL_HOSTS = ("0.0.0.0", "", "::", "127.0.0.1", "localhost", "::1")
+
+
+def is_local(host: str) -> bool:
+    """True when `rl_vllm_server_host` means this machine (03 starts the server); any other host is
+    a server started on another machine, which 03 only waits for (`remote`).
+
+    >>> is_local("0.0.0.0"), is_local("localhost"), is_local("gpu-node-7")
+    (True, True, False)
+    """
+    return host in LOCAL_HOSTS
+
+
 def client_host(host: str) -> str:
     """Where a client on this machine reaches a server bound to `host`."""
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
@@ -187,3 +200,28 @@ def serving(cmd: list[str], *, host: str, port: int, log_path: str | Path, gpus:
             while not port_free(host, port) and time.monotonic() < deadline:
                 time.sleep(0.2)
             log(f"vLLM server: stopped ({rc})" + ("" if port_free(host, port) else f"; port {port} still taken"))
+
+
+@contextmanager
+def remote(host: str, port: int, *, timeout_s: float = 1200.0, poll_s: float = POLL_S, log=print):
+    """A server started elsewhere (`trl vllm-serve ... --host 0.0.0.0 --port PORT` on another
+    machine): wait until it answers at `host:port` (`/health`), at most `timeout_s`, then yield its
+    Server record (pid 0: not ours to stop). The model it was started on does not matter much: TRL
+    sends the trainer's weights before the first generation of every stage; its architecture and
+    image budget must be the run's (grpo.server_command prints the command to start it with)."""
+    url = f"http://{host}:{port}"
+    t0 = time.monotonic()
+    log(f"vLLM server: waiting for the one at {url} (rl_vllm_server_host names another machine)")
+    while True:
+        try:
+            if _get(f"{url}/health")[0] == 200:
+                break
+        except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+            pass
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"no vLLM server answered at {url} within {timeout_s:.0f} s (rl_vllm_server_timeout): "
+                               f"start it on {host} first (the command: python -m visionr1 run PARAMS --dry-run)")
+        time.sleep(poll_s)
+    seconds = time.monotonic() - t0
+    log(f"vLLM server: answering at {url} after {seconds:.0f} s")
+    yield Server(url, 0, Path("/dev/null"), None, round(seconds, 1))
