@@ -17,9 +17,10 @@ PARAMS = ('run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\nfai
           "skip_stages: list[str] = []  # stages to skip\n" 'tag: str = "a"  # a setting every stage reads\n')
 
 
-def notebook(path, body):
+def notebook(path, body, params=PARAMS):
+    """A stage notebook: a `parameters` cell holding `params`, then `body`."""
     nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell(PARAMS)
+    p = nbformat.v4.new_code_cell(params)
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

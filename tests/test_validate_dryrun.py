@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import test_runner
 from fixtures_layouts import write_mathverse_tsv, write_mathvista_parquet, write_rl_converter_layout
 from fixtures_released import image_bytes, square, write_sharegpt_fixture
 
@@ -208,12 +208,7 @@ PARAMS = ('run_name: str = "t"  # run\noutput_root: str = "outputs"  # root\n'
 
 
 def notebook(path: Path, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell(PARAMS)
-    p.metadata["tags"] = ["parameters"]
-    nb.cells = [p, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
+    test_runner.notebook(path, body, PARAMS)
 
 
 @pytest.fixture()

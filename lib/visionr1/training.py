@@ -79,8 +79,8 @@ class ProgressLines:
     `PROGRESS_EVERY_S`, read when the display starts), and the last at `close()`. Lines, not
     tqdm's bars: the runner streams a stage's output through papermill into the terminal and into
     the executed notebook, where a bar redrawn with carriage returns is one line that never ends
-    (and the Trainer draws an HTML bar in a kernel, which a terminal never shows). The rate counts the units done since this display started (a resumed run's earlier
-    units are `initial`); `whole` = (units done before this part, units of the whole) adds the
+    (and the Trainer draws an HTML bar in a kernel, which a terminal never shows). The rate counts
+    the units done since this display started (a resumed run's earlier units are `initial`); `whole` = (units done before this part, units of the whole) adds the
     progress of a larger whole at the same rate (RL: all PTST stages). `write` takes each line;
     `clock` gives seconds (tests pass fakes for both)."""
 

@@ -118,11 +118,7 @@ def load(benchmark: str, path: str | Path, limit: int | None = None, *,
     Each item's meta records "source" (file:row) and "prompt_source" (where its question text
     came from: a field of the row, MathVista's query.json, or VLMEvalKit's TSV `question`).
     """
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
-    root = Path(path)
-    if not root.exists():
-        raise FileNotFoundError(f"{benchmark}: {root} does not exist (download the benchmark there first)")
+    root = _root(benchmark, path)
     if benchmark == "nano":
         return nano.load_nano(root, limit)
     items = read_items(_FORMATS[benchmark], root, limit, question_field)
@@ -130,16 +126,22 @@ def load(benchmark: str, path: str | Path, limit: int | None = None, *,
     return items
 
 
-def data_files(benchmark: str, path: str | Path) -> list[Path]:
-    """The data files `load` would read for `benchmark` at `path`, found without reading a row
-    (what the params check runs before any stage: a wrong folder fails there, not hours later).
-    Raises FileNotFoundError for a missing path, DataError for a folder in none of the layouts
-    (naming what it looked for and what the folder holds), ValueError for an unknown benchmark."""
+def _root(benchmark: str, path: str | Path) -> Path:
+    """`path` of a known benchmark, which exists (what `load` and `data_files` both refuse first)."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"{benchmark}: {root} does not exist (download the benchmark there first)")
+    return root
+
+
+def data_files(benchmark: str, path: str | Path) -> list[Path]:
+    """The data files `load` would read for `benchmark` at `path`, found without reading a row
+    (what the params check runs before any stage: a wrong folder fails there, not hours later).
+    Raises FileNotFoundError for a missing path, DataError for a folder in none of the layouts
+    (naming what it looked for and what the folder holds), ValueError for an unknown benchmark."""
+    root = _root(benchmark, path)
     if benchmark == "nano":
         file = root if root.is_file() else root / "test.jsonl"
         if not file.is_file():
