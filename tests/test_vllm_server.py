@@ -145,7 +145,7 @@ def test_no_server_outlives_the_process_that_started_it(tmp_path, sig):
         pids = pids_in(log)
         assert all(dist.alive(p) for p in pids)
         mgr.send_signal(sig)
-        rc = mgr.wait(30)
+        rc = mgr.wait(90)  # its cleanup may wait out the server's 30 s SIGTERM grace on a loaded machine
         assert gone(pids), f"server processes {pids} outlived their manager ({sig!r})"
         assert vllm_server.port_free(HOST, port)
         if sig == signal.SIGTERM:
