@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -63,6 +64,16 @@ def write_data(d: Path, n: int, image_side: int, answer_words: int) -> tuple[Pat
     return sft_data, d / "rl"
 
 
+def image_tokens(args) -> int:
+    """Merged vision tokens of each bench image: a square of side `square_side(args)`, which the
+    processor keeps (a multiple of 28 within max_pixels), one token per 28 x 28 pixels."""
+    return (square_side(args) // 28) ** 2
+
+
+def square_side(args) -> int:
+    return int(args.max_pixels ** 0.5) // 28 * 28
+
+
 def peak_reset() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -86,12 +97,15 @@ def sft_phase(name: str, model: Path, data: Path, out: Path, args, method: str, 
     tokens = s["tokens_mean"] * args.steps
     n = preflight.n_params(preflight.architecture(str(model))[1])
     step_s = s["s_per_step"]
+    # as 02's pre-flight counts a sample: its image's vision tokens, every token scored
+    setup = preflight.Setup(method=method, n_gpus=1, zero=3 if deepspeed else 0,
+                            offload=bool(deepspeed and "offload" in deepspeed), batch=1, seq=int(s["tokens_max"]),
+                            gradient_checkpointing=True, bf16=torch.cuda.is_available(),
+                            image_tokens=image_tokens(args), loss_tokens=None)
     return {"phase": name, "steps": len(steps), "s_per_step": step_s, "wall_s": round(wall, 1),
             "tokens_per_step": s["tokens_mean"], "tokens_per_s": round(s["tokens_mean"] / step_s, 1),
             "mfu": round(6 * n * tokens / (step_s * args.steps) / PEAK_BF16_FLOPS, 4), "peak_gib": peak_gib(),
-            "estimate": preflight.estimate_gib(preflight.architecture(str(model))[1], preflight.Setup(
-                method=method, n_gpus=1, zero=3 if deepspeed else 0, offload=bool(deepspeed and "offload" in deepspeed),
-                batch=1, seq=int(s["tokens_max"]), gradient_checkpointing=True, bf16=torch.cuda.is_available()))}
+            "setup": asdict(setup), "estimate": preflight.estimate_gib(preflight.architecture(str(model))[1], setup)}
 
 
 def grpo_phase(model: Path, rl: Path, out: Path, args) -> dict:
@@ -114,15 +128,18 @@ def grpo_phase(model: Path, rl: Path, out: Path, args) -> dict:
     mean = lambda k: round(sum(r[k] for r in recs) / len(recs), 3)  # noqa: E731
     step = mean("time/step_s")
     arch = preflight.architecture(str(model))[1]
-    seq = args.max_pixels // 784 + preflight.RL_TEXT_TOKENS + args.new_tokens
+    # as 03's pre-flight counts a rollout: the image, the text allowance and the completion, which
+    # alone the LM head scores
+    setup = preflight.Setup(method="full", n_gpus=1, zero=0, offload=False, batch=8,
+                            seq=image_tokens(args) + preflight.RL_TEXT_TOKENS + args.new_tokens,
+                            gradient_checkpointing=True, bf16=torch.cuda.is_available(), reference=True, kv_cache=True,
+                            image_tokens=image_tokens(args), loss_tokens=args.new_tokens)
     return {"phase": "grpo_hf", "steps": len(recs), "s_per_step": step,
             "split_s": {k: mean(f"time/{k}_s") for k in ("generation", "reward", "training")},
             "completion_mean_length": mean("completions/mean_length"),
             "completion_tokens_per_s": round(8 * mean("completions/mean_length") / mean("time/generation_s"), 1),
             "mfu": round(mean("compute/flops") / step / PEAK_BF16_FLOPS, 4), "peak_gib": peak_gib(),
-            "estimate": preflight.estimate_gib(arch, preflight.Setup(
-                method="full", n_gpus=1, zero=0, offload=False, batch=8, seq=seq, gradient_checkpointing=True,
-                bf16=torch.cuda.is_available(), reference=True, kv_cache=True)), "train_seconds": s["train_seconds"]}
+            "setup": asdict(setup), "estimate": preflight.estimate_gib(arch, setup), "train_seconds": s["train_seconds"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="gpu_check.json")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     cuda = torch.cuda.is_available()
-    side = int(args.max_pixels ** 0.5) // 28 * 28
+    side = square_side(args)
     report = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if cuda else "cpu",
               "size": args.size, "image_pixels": side * side, "phases": [], "skipped": []}
     with tempfile.TemporaryDirectory() as tmp:

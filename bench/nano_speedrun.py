@@ -5,12 +5,14 @@
     .venv/bin/python bench/nano_speedrun.py --seeds 0 1 2 --report   # only read runs made before
     .venv/bin/python bench/nano_speedrun.py --set rl_sft_control=true --name nano-ctl
 
-Each seed is a whole chain (data, bridging order, base pretraining, SFT, RL, evaluation) through the
-runner, `python -m visionr1 run PARAMS --set seed=S`, into `<output-root>/<name>-s<S>/`. The times
-come from the runner's `run_state.json` (each stage's notebook, kernel start-up included), the RL
-split from 03's per-step log (generation, reward, training), the figures from each stage's
-`metrics.json`. The nano base model is cached by its params (seed included): a second call with
-the same seed reuses it, so pass `--fresh-base` to time its pretraining again.
+The runs are a sweep of the Vision-R1 variant only (visionr1.sweep: `python -m visionr1 sweep PARAMS
+--seeds S... --variants vision-r1 --name NAME --output-root outputs/speedrun`), so each seed is a whole
+chain (data, bridging order, base pretraining, SFT, RL, evaluation) in `<output-root>/<name>/s<S>/`,
+resumable, with its log beside it; this script adds the timing report. The times come from the
+runner's `run_state.json` (each stage's notebook, kernel start-up included), the RL split from 03's
+per-step log (generation, reward, training), the figures from each stage's `metrics.json`. The nano
+base model is cached by its params (seed and thread count included): a second call with the same
+seed reuses it, so pass `--fresh-base` to time its pretraining again.
 """
 
 from __future__ import annotations
@@ -19,28 +21,12 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from visionr1 import env
+from visionr1 import env, sweep
 
 STAGES = ("00_data", "01_cold_start_data", "02_cold_start_sft", "03_grpo_ptst", "04_evaluate", "05_curves")
-
-
-def run_chain(params: list[str], sets: list[str], seed: int, run_name: str, output_root: Path) -> float:
-    cmd = [sys.executable, "-m", "visionr1", "run", *params, "--set", f"seed={seed}", "--set", f"run_name={run_name}",
-           "--set", f"output_root={output_root}", *[a for s in sets for a in ("--set", s)]]
-    print("$", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=env.PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    took = time.perf_counter() - t0
-    (output_root / f"{run_name}.log").write_text(proc.stdout)
-    if proc.returncode:
-        print(proc.stdout[-4000:])
-        raise SystemExit(f"seed {seed}: the run failed (exit {proc.returncode}); log: {output_root / run_name}.log")
-    return took
 
 
 def read(run: Path, stage: str) -> dict:
@@ -98,25 +84,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("params", nargs="*", default=["params/nano.yaml"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--name", default="nano", help="run names are <name>-s<seed>")
-    ap.add_argument("--output-root", type=Path, default=env.PROJECT_ROOT / "outputs" / "speedrun")
+    ap.add_argument("--name", default="nano", help="the sweep folder: <output-root>/<name>/s<seed>")
+    ap.add_argument("--output-root", default="outputs/speedrun")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds side by side, the threads split between them")
     ap.add_argument("--report", action="store_true", help="only read the run folders made before")
     ap.add_argument("--fresh-base", action="store_true", help="drop the cached nano base models first (time pretraining)")
     args = ap.parse_args(argv)
     env.setup_environment()
-    args.output_root.mkdir(parents=True, exist_ok=True)
     if args.fresh_base and not args.report:
         for d in env.cache_dir().glob("nano_base-*"):
             shutil.rmtree(d)
+    rc = 0
+    if not args.report:
+        rc = sweep.main([*args.params, "--seeds", *map(str, args.seeds), "--variants", "vision-r1", "--name", args.name,
+                         "--output-root", args.output_root, "--jobs", str(args.jobs),
+                         *[a for s in args.sets for a in ("--set", s)]])
+    folder = env.run_dir(args.output_root, args.name)
+    record = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").exists() else {"runs": []}
+    walls = {r["run"]: r.get("seconds") for r in record["runs"]}
     reports = {}
     for seed in args.seeds:
-        name = f"{args.name}-s{seed}"
-        wall = None if args.report else run_chain(args.params, args.sets, seed, name, args.output_root)
-        reports[name] = report(args.output_root / name)
-        reports[name]["wall_s"] = wall
+        name = f"s{seed}"
+        if not (folder / name / "run_state.json").exists():
+            print(f"\n== {name}: no run folder in {folder}")
+            continue
+        reports[name] = report(folder / name)
+        reports[name]["wall_s"] = walls.get(name)
         show(name, reports[name])
-        if wall:
-            print(f"   wall time of the whole command: {wall / 60:.1f} min")
     if len(reports) > 1:
         rs = list(reports.values())
         print(f"\n== {len(rs)} seeds {args.seeds}: mean +- sd")
@@ -124,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {key:12s} {mean_sd([r.get(key) for r in rs])}")
         gains = [r["rl"] - r["ci"] for r in rs if r.get("rl") is not None]
         print(f"   {'rl - ci':12s} {mean_sd(gains)}  (min {min(gains):+.3f})" if gains else "")
-    (args.output_root / f"{args.name}-report.json").write_text(json.dumps(reports, indent=2))
-    return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "speedrun-report.json").write_text(json.dumps(reports, indent=2))
+    return rc
 
 
 if __name__ == "__main__":

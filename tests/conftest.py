@@ -71,6 +71,18 @@ def smoke_run(tmp_path_factory):
     return out / "smoke", run_pipeline("params/smoke.yaml", out)
 
 
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """`python -m visionr1 sweep params/smoke.yaml --seeds 0 1` of every variant, once per session:
+    (sweep folder, the command). Its s0 has smoke_run's params (tests/test_determinism.py)."""
+    root = tmp_path_factory.mktemp("sweeps")
+    command = [sys.executable, "-m", "visionr1", "sweep", "params/smoke.yaml", "--seeds", "0", "1",
+               "--variants", "vision-r1,zero,long", "--output-root", str(root)]
+    proc = subprocess.run(command, cwd=env.PROJECT_ROOT, capture_output=True, text=True, timeout=5400)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    return root / "smoke", command
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` skip cleanly where torch sees no CUDA device."""
     import torch

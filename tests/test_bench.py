@@ -28,3 +28,8 @@ def test_gpu_check_runs_on_cpu_with_a_tiny_config(tmp_path):
     assert set(g["split_s"]) == {"generation", "reward", "training"} and g["completion_tokens_per_s"] > 0
     for p in rep["phases"]:
         assert p["estimate"]["total"] > 0
+    # preflight judged each phase with its images (50,176 pixels: 8 x 8 = 64 merged tokens) and, for
+    # GRPO, only the completion scored by the LM head
+    assert phases["sft_lora"]["setup"]["image_tokens"] == g["setup"]["image_tokens"] == 64
+    assert g["setup"]["loss_tokens"] == 16 and g["setup"]["seq"] == 64 + 1024 + 16
+    assert phases["sft_lora"]["setup"]["loss_tokens"] is None

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from test_grpo import metrics, params, rl_data, spread_reward_set  # noqa: F401 - fixtures
-from visionr1 import dist, grpo, vllm_server
+from visionr1 import checkpoints, dist, grpo, tiny_model, vllm_server
 
 FAKE = str(Path(__file__).parent / "fake_vllm_server.py")
 
@@ -89,14 +89,21 @@ def test_each_stage_continues_through_the_prompts_where_trl_would_start_over():
 
 
 def test_two_stages_with_accumulation_read_disjoint_prompts(tiny_model_dir, rl_data, tmp_path,
-                                                            spread_reward_set):
+                                                            spread_reward_set, monkeypatch):
     """A real 2-stage run: stage 1's per-device batch (2) is half a group (G = 4), made whole by
-    gradient accumulation; stage 2 reads the prompts after stage 1's."""
+    gradient accumulation; stage 2 reads the prompts after stage 1's. Its weights are hashed as a
+    7B's are (the main process alone, from the saved files): the start model once, then each
+    stage's final once, which stage 2 finds again as its start without reading it."""
+    monkeypatch.setattr(grpo, "PER_RANK_SHA_MAX_PARAMS", 0)
+    hashed, files_sha = [], checkpoints.files_sha
+    monkeypatch.setattr(checkpoints, "files_sha", lambda files: hashed.append(files[0].parent) or files_sha(files))
     stages = [{"steps": 2, "max_completion_length": 6, "num_generations": 4, "batch_size": 2},
               {"steps": 2, "max_completion_length": 6, "num_generations": 2, "batch_size": 2}]
     s = grpo.train(params(tiny_model_dir, rl_data, tmp_path / "rl", stages, reward=spread_reward_set, grad_accum=2),
                    log=lambda *a: None)
     one, two = s["stages"]
+    assert hashed == [tiny_model_dir, tmp_path / "rl" / "stage1" / "final", tmp_path / "rl" / "stage2" / "final"]
+    assert two["start_sha"] == one["final_sha"] != one["start_sha"] and one["loaded_sha"] is None
     assert one["trainer_batch"] == {"per_device": 2, "grad_accum": 2, "generation_batch": 4}
     assert (one["prompt_stream"], two["prompt_stream"]) == ([0, 2], [2, 6]), "1 prompt per step, then 2"
     assert (one["new_prompts"], two["new_prompts"], s["distinct_prompts"]) == (2, 4, 6)
@@ -109,6 +116,25 @@ def test_two_stages_with_accumulation_read_disjoint_prompts(tiny_model_dir, rl_d
     assert ids[2] == {rows[order(p)]["id"] for p in range(2, 6)}
     assert not ids[1] & ids[2], "stage 2 does not re-train on stage 1's prompts"
     assert [r["step"] for r in metrics(tmp_path / "rl")] == [1, 2, 3, 4]
+
+
+def test_saved_weights_are_read_again_only_when_their_files_change(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import torch
+
+    hashed, files_sha = [], checkpoints.files_sha
+    monkeypatch.setattr(checkpoints, "files_sha", lambda files: hashed.append(files[0].parent) or files_sha(files))
+    model, cache = tmp_path / "m", tmp_path / "weights_sha.json"
+    shutil.copytree(tiny_model_dir, model)
+    first = checkpoints.saved_weights_sha(model, cache)
+    assert checkpoints.saved_weights_sha(model, cache) == first and len(hashed) == 1, "unchanged: read once"
+    m = tiny_model.load_model(model)
+    with torch.no_grad():
+        next(m.parameters()).add_(1.0)
+    m.save_pretrained(model)  # the same folder, new weights
+    assert checkpoints.saved_weights_sha(model, cache) == checkpoints.weights_sha(m) != first and len(hashed) == 2
+    assert checkpoints.saved_weights_sha(model) == checkpoints.weights_sha(m) and len(hashed) == 3, "no cache: read"
 
 
 # ---------------------------------------------------------------------------------------------

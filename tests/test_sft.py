@@ -90,6 +90,63 @@ def test_preflight_names_the_over_long_sample(released, tiny_model_dir, tmp_path
     assert any("GiB per GPU" in x for x in rep["problems"])
 
 
+def counting_sample_length(monkeypatch) -> list:
+    """sft.sample_length, counting its calls (one per sample tokenized)."""
+    calls, real = [], sft.sample_length
+    monkeypatch.setattr(sft, "sample_length", lambda proc, sample: calls.append(1) or real(proc, sample))
+    return calls
+
+
+def test_the_sft_set_is_tokenized_once_for_the_stage(tmp_path, tiny_model_dir, monkeypatch):
+    """02's pre-flight tokenizes every sample and keeps the lengths in the stage folder; training
+    reads them and tokenizes nothing. Other rows or another image budget are tokenized anew."""
+    data = write_nano_sft(tmp_path, 8)
+    p = sft.SFTParams(model=str(tiny_model_dir), data=str(data), output_dir=str(tmp_path / "run"), learning_rate=1e-2,
+                      max_steps=1, batch_size=4, grad_accum=1, save_steps=100, cutoff_len=1024, max_pixels=50176)
+    calls = counting_sample_length(monkeypatch)
+    rep = preflight.sft_data(p, gpu_gib=None, n_gpus=1, zero_stage=0)
+    assert len(calls) == rep["samples"] == 8 and (tmp_path / "run" / sft.LENGTHS_FILE).exists()
+    calls.clear()
+    assert sft.train(p, log=lambda *a: None)["samples"] == 8 and not calls, "training re-tokenized the set"
+    rows = sft.load_rows(data)
+    before = sft.cached_lengths(p, rows, tiny_model.load_processor(tiny_model_dir, max_pixels=50176))
+    assert not calls
+    large = tiny_model.load_processor(tiny_model_dir, min_pixels=200704, max_pixels=200704)  # 256 image tokens
+    assert all(a[0] > b[0] for a, b in zip(sft.cached_lengths(p, rows, large), before)) and len(calls) == 8
+    rows[0]["messages"][1]["content"] += " Wait, let me recount."
+    after = sft.cached_lengths(p, rows, tiny_model.load_processor(tiny_model_dir, max_pixels=50176))
+    assert after[0][0] > before[0][0] and after[1:] == before[1:] and len(calls) == 16
+
+
+def test_the_other_ranks_read_the_lengths_the_main_process_counted(tmp_path, tiny_model_dir, monkeypatch):
+    """Two processes (gloo): rank 0 tokenizes, rank 1 waits and reads; both hold the same lengths."""
+    import os
+    import re
+
+    from visionr1 import dist
+
+    data = write_nano_sft(tmp_path, 6)
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "lengths_probe.py").write_text(f"""
+import json
+from visionr1 import dist, sft, tiny_model
+calls, real = [], sft.sample_length
+sft.sample_length = lambda proc, sample: calls.append(1) or real(proc, sample)
+p = sft.SFTParams(model={str(tiny_model_dir)!r}, data={str(data)!r}, output_dir={str(tmp_path / "run")!r})
+lengths = sft.cached_lengths(p, sft.load_rows(p.data), tiny_model.load_processor(p.model))
+print(f"rank {{int(dist.is_main() is False)}}: tokenized {{len(calls)}}, lengths {{json.dumps(lengths)}}", flush=True)
+dist.close()
+""")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "mods"), os.environ.get("PYTHONPATH", "")]))
+    lines: list[str] = []
+    dist.launch("lengths_probe", [], 2, log=lines.append)
+    found = {m[1]: (int(m[2]), json.loads(m[3])) for x in lines
+             for m in [re.search(r"rank (\d): tokenized (\d+), lengths (.*)", x)] if m}
+    assert set(found) == {"0", "1"}, lines[-20:]
+    assert (found["0"][0], found["1"][0]) == (6, 0), "the main process tokenized the 6 samples, rank 1 none"
+    assert found["0"][1] == found["1"][1] and len(found["1"][1]) == 6
+
+
 def test_memory_estimate_for_7b_matches_known_setups():
     seven_b = preflight.QWEN25_VL["7B"]
     setup = preflight.Setup(method="full", n_gpus=8, zero=3, offload=False, batch=1, seq=16384, gradient_checkpointing=True)

@@ -3,6 +3,9 @@
   run PARAMS... [--only S] [--from S] [--resume] [--set k=v]   run the stage notebooks (papermill)
   run PARAMS... --dry-run                                       every check run makes, then the plan (commands, GPUs,
                                                                 memory per GPU); runs and writes nothing; exit 0 / 2
+  sweep PARAMS... --seeds 0 1 2 [--grid K=V1,V2] [--variants vision-r1,zero,long] [--jobs N] [--dry-run]
+                                                                every seed x grid point x variant as a run folder
+                                                                (resumable), then notebooks/06_compare.ipynb
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check PATH                                               check every dataset beneath a folder or in a file
   params PARAMS... [--set k=v]                                  print the resolved params (keys and types checked
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         from visionr1.runner import main as run_main
 
         return run_main(rest)
+    if cmd == "sweep":
+        from visionr1.sweep import main as sweep_main
+
+        return sweep_main(rest)
     if cmd == "build-tiny":
         from visionr1.tiny_model import main as tiny_main
 

@@ -33,14 +33,34 @@ def weights_sha(model) -> str:
     return tensors_sha(model.state_dict().values())
 
 
-def saved_weights_sha(folder: str | Path) -> str:
+def saved_weights_sha(folder: str | Path, cache: str | Path | None = None) -> str:
     """Fingerprint of the weights saved in a model folder's safetensors files, comparable with
-    `weights_sha` of the loaded model, whatever process or sharding saved them."""
-    from safetensors import safe_open
+    `weights_sha` of the loaded model, whatever process or sharding saved them.
 
+    `cache`: a JSON file of the fingerprints taken before, each under its folder with the name,
+    size and modification time of every weights file: a folder whose files are unchanged is not
+    read again (a 7B fingerprint reads 16 GB: PTST stage k's final, hashed when written, is stage
+    k + 1's start). One writer: the main process."""
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{folder}: no *.safetensors weights to fingerprint")
+    key, stamp = str(Path(folder).resolve()), [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    known = json.loads(Path(cache).read_text()) if cache is not None and Path(cache).exists() else {}
+    if known.get(key, {}).get("files") == stamp:
+        return known[key]["sha"]
+    sha = files_sha(files)
+    if cache is not None:
+        known[key] = {"files": stamp, "sha": sha}
+        tmp = Path(cache).with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(cache)  # atomic: a kill leaves the old cache or the new one
+    return sha
+
+
+def files_sha(files: list[Path]) -> str:
+    """`tensors_sha` of every tensor in these safetensors files (reads them all)."""
+    from safetensors import safe_open
+
     handles = [safe_open(str(f), framework="pt") for f in files]
     return tensors_sha(fh.get_tensor(n) for fh in handles for n in fh.keys())
 

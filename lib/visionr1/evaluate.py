@@ -6,10 +6,13 @@ Each finished sample is one line of `<name>.jsonl` (flushed and fsynced, visionr
 JsonlStore): an interrupted evaluation resumes where it stopped, and a torn last line is cut off.
 The paper's sampling is the default (temperature 0.6, top_p 0.95, max tokens 16000, docs/recipe.md §5);
 `reask` re-generates a response without `</answer>` up to that many more times (the authors: 5).
+Several engines side by side (visionr1.eval_parallel) each write a part file beside `<name>.jsonl`;
+`run` folds the parts into it, in question order, before it asks anything.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections import Counter
@@ -63,17 +66,35 @@ def hf_responder(model_path: str, s: Sampling, system: str | None = None) -> Res
     return respond
 
 
+def max_model_len(s: Sampling) -> int:
+    """Tokens of the longest sequence 04 asks vLLM for: the completion, the largest image (one
+    token per 28 x 28 pixels) and 1,024 for the question and the template.
+
+    >>> max_model_len(Sampling(max_new_tokens=16000, max_pixels=1003520))
+    18304
+    """
+    return s.max_new_tokens + s.max_pixels // (28 * 28) + 1024
+
+
 def vllm_responder(model_path: str, s: Sampling, system: str | None = None, tensor_parallel: int = 1) -> Responder:
-    """vLLM's offline engine (GPU boxes, requirements-gpu.txt)."""
+    """vLLM's offline engine (GPU boxes, requirements-gpu.txt). Each request draws from its own seed,
+    the item's id and its try: a response does not depend on the batch it came in (one engine or
+    several give the same), and a re-ask draws a new one (one seed for every request would give a
+    re-asked prompt the same response again)."""
     from vllm import SamplingParams
 
-    max_len = s.max_new_tokens + s.max_pixels // (28 * 28) + 1024  # completion + image + text
-    llm = backends.vllm_engine(model_path, tensor_parallel, max_model_len=max_len, mm_processor_kwargs=s.pixels())
-    params = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens, seed=s.seed)
+    llm = backends.vllm_engine(model_path, tensor_parallel, max_model_len=max_model_len(s),
+                               mm_processor_kwargs=s.pixels())
+    tries: Counter = Counter()
+
+    def params(item) -> SamplingParams:
+        tries[item.id] += 1
+        return SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_new_tokens,
+                              seed=zlib.crc32(f"{s.seed}:{item.id}:{tries[item.id]}".encode()))
 
     def respond(items):
         convs = [backends.chat_messages(i.question, benchmarks.load_image(i), system, pil=True) for i in items]
-        return [r.outputs[0].text for r in llm.chat(convs, params, use_tqdm=False)]
+        return [r.outputs[0].text for r in llm.chat(convs, [params(i) for i in items], use_tqdm=False)]
     return respond
 
 
@@ -103,6 +124,7 @@ def run(items: list, respond: Responder, out: str | Path, s: Sampling, desc: str
     if len(set(ids)) != len(ids):
         dup = next(x for x in ids if ids.count(x) > 1)
         raise ValueError(f"{desc}: item id {dup!r} appears more than once; ids must be unique to resume")
+    fold_parts(items, out)
     store = JsonlStore(out)
     todo = [i for i in items if i.id not in store]
     bar = training.progress(len(items), desc if desc == "evaluating" else f"evaluating {desc}", unit="sample",
@@ -129,6 +151,71 @@ def run(items: list, respond: Responder, out: str | Path, s: Sampling, desc: str
         bar.close()
         store.close()
     return [store.records[i] for i in ids]
+
+
+def part_path(out: str | Path, rank: int, n: int) -> Path:
+    """The file engine `rank` of `n` side by side writes its share of `out` to.
+
+    >>> part_path("04_evaluate/rl/mathvista.jsonl", 2, 8).name
+    'mathvista.part-2-of-8.jsonl'
+    """
+    out = Path(out)
+    return out.with_name(f"{out.stem}.part-{rank}-of-{n}.jsonl")
+
+
+def fold_parts(items: list, out: str | Path) -> int:
+    """Move the records of `out`'s part files (engines side by side, whatever their number) into
+    `out`: in question order (`items`), then any record of another question (an eval_limit since
+    lowered), never one twice; then delete the parts. Returns how many records moved. A kill in
+    between leaves parts whose records are folded (or skipped as present) on the next call."""
+    out = Path(out)
+    parts = sorted(out.parent.glob(f"{out.stem}.part-*-of-*.jsonl"))
+    if not parts:
+        return 0
+    found: dict[str, dict] = {}
+    for part in parts:
+        store = JsonlStore(part)  # cuts a torn last line
+        store.close()
+        found.update({k: v for k, v in store.records.items() if k not in found})
+    order = [i.id for i in items if i.id in found] + [k for k in found if k not in {i.id for i in items}]
+    store, moved = JsonlStore(out), 0
+    try:
+        for rid in order:
+            if rid not in store:
+                store.append(found[rid])
+                moved += 1
+    finally:
+        store.close()
+    for part in parts:
+        part.unlink()
+    return moved
+
+
+def finished_ids(path: str | Path) -> set[str]:
+    """Ids of the complete records of a JSONL store, read without repairing it (what several
+    engines may read at once; JsonlStore would cut a torn last line, a write)."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    out = set()
+    for line in path.read_bytes().split(b"\n")[:-1]:  # after the last newline: a partial line
+        try:
+            out.add(json.loads(line)["id"])
+        except json.JSONDecodeError:
+            break
+    return out
+
+
+def lazy(make: Callable[[], Responder]) -> Responder:
+    """A responder built by `make()` at its first call: a model whose every answer is on disk
+    already (a resumed run, engines side by side) is never loaded."""
+    built: list = []
+
+    def respond(items):
+        if not built:
+            built.append(make())
+        return built[0](items)
+    return respond
 
 
 def _grading_delta(before: dict) -> dict:

@@ -52,6 +52,7 @@ STAGE_EXAMPLE = {"steps": 100, "max_completion_length": 4096, "num_generations":
 STAGE_KEYS = {"steps", "max_completion_length", "num_generations", "learning_rate", "batch_size"}
 ROLLOUTS = ("hf", "vllm_colocate", "vllm_server")
 PER_RANK_SHA_MAX_PARAMS = 10**9  # larger models: weights hashed once, on the main process, from the saved files
+SHA_CACHE = "weights_sha.json"  # in 03's folder: saved weights already hashed (checkpoints.saved_weights_sha)
 VLLM_GROUP_PORT = 51216  # TRL's vllm_group_port default: the trainer binds it for the weight sync with vLLM
 IS_CORRECTIONS = ("none", "sequence_mask", "sequence_truncate", "token_mask", "token_truncate")  # TRL 1.15's modes
 PLACEHOLDERS = ("<|image_pad|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<image>")
@@ -603,12 +604,14 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     model = tiny_model.load_model(str(start if p.lora_r else resume or start), dtype=dtype)
     # what each rank loaded: all must hold the stage's start (or resume) weights (hashed before any
     # DeepSpeed engine shards them); every rank hashes only a small model (tests, nano): a 7B hash
-    # costs each rank ~30 s of CPU, so there the main process alone hashes the saved files
+    # costs each rank ~30 s of CPU, so there the main process alone hashes the saved files, each
+    # folder once (SHA_CACHE: stage k + 1's start is stage k's final, hashed when it was written)
     per_rank = tiny_model.n_params(model) <= PER_RANK_SHA_MAX_PARAMS
     loaded_sha = dist.gather([checkpoints.weights_sha(model)]) if per_rank else None
     # hashed now: checkpoint rotation may delete `resume` later (None for a hub name: no local files)
     weights_from = start if p.lora_r else resume or start
-    start_sha = checkpoints.saved_weights_sha(weights_from) if Path(weights_from).is_dir() and dist.is_main() else None
+    start_sha = checkpoints.saved_weights_sha(weights_from, out / SHA_CACHE) \
+        if Path(weights_from).is_dir() and dist.is_main() else None
     # TRL builds the KL reference from config._name_or_path: the stage's start, also after a resume
     model.config._name_or_path = model.name_or_path = str(start)
     funcs, weights = trainer_rewards(p, int(stage["max_completion_length"]), eos_ids)
@@ -648,7 +651,7 @@ def run_stage(p: GRPOParams, k: int, stage: dict, sdir: Path, start: str, offset
     correction = trainer.use_vllm and args.vllm_importance_sampling_correction  # TRL applies it to vLLM rollouts only
     rec = {"stage": k, **stage, "start_from": str(start), "start_sha": start_sha,
            "loaded_sha": loaded_sha, "resumed_from": str(resume) if resume else None,
-           "final_sha": checkpoints.saved_weights_sha(final) if dist.is_main() else None,
+           "final_sha": checkpoints.saved_weights_sha(final, out / SHA_CACHE) if dist.is_main() else None,
            # the trained weights on each rank (equal under DDP); a ZeRO-3 rank holds only shards
            "trained_sha": None if p.deepspeed or p.lora_r or not per_rank else
            dist.gather([checkpoints.weights_sha(trainer.model)]),

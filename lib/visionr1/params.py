@@ -180,11 +180,14 @@ def read_params_file(path: str | Path) -> dict:
     return data
 
 
-def resolve(files: list[str | Path], sets: list[str] | None, decls: dict[str, Declaration]) -> Resolved:
-    """Compose `files` in order, then `sets`; check every key and type against `decls`."""
+def resolve(files: list[str | Path | tuple[str, dict]], sets: list[str] | None,
+            decls: dict[str, Declaration]) -> Resolved:
+    """Compose `files` in order, then `sets`; check every key and type against `decls`. A file may
+    be given as (name, its mapping): a layer not written yet (`sweep --dry-run` writes nothing)."""
     values = {k: d.default for k, d in decls.items()}
     sources = {k: "default" for k in decls}
-    layers = [(str(f), read_params_file(f)) for f in files]  # all files read before any check
+    # all files read before any check
+    layers = [f if isinstance(f, tuple) else (str(f), read_params_file(f)) for f in files]
     layers += [("--set", dict([parse_set(s)])) for s in sets or []]
     for origin, data in layers:
         before = dict(values)  # a file's "{key}" means the value set before that file
@@ -274,9 +277,15 @@ def notebook_values(namespace: dict, notebook: str | Path) -> dict[str, object]:
     return {k: namespace[k] for k in parse_declarations(parameters_cell(path), path.name) if k in namespace}
 
 
+# numbered notebooks that run over a sweep's run folders, not inside one run: never a stage of `run`,
+# and their parameters are no run's params (visionr1.sweep executes them)
+SWEEP_NOTEBOOKS = ("06_compare",)
+
+
 def stage_notebooks(notebooks_dir: Path) -> list[Path]:
-    """The stage notebooks, in order of their number prefix (00_data, 01_..., ...)."""
-    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    """The stage notebooks, in order of their number prefix (00_data, 01_..., ...); the sweep's own
+    notebooks (`SWEEP_NOTEBOOKS`) are left out."""
+    nbs = sorted(p for p in Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb") if p.stem not in SWEEP_NOTEBOOKS)
     if not nbs:
         raise ParamsError(f"no stage notebooks (NN_name.ipynb) in {notebooks_dir}")
     return nbs

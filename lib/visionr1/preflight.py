@@ -211,6 +211,30 @@ def estimate_gib(a: TinySize, s: Setup) -> dict:
     return out
 
 
+VLLM_GPU_MEMORY_UTILIZATION = 0.92  # vLLM 0.31's default share of a GPU an engine takes (vllm/config/cache.py)
+VLLM_OVERHEAD_GIB = 3.0  # CUDA context, the forward's activations and CUDA graphs: an allowance, not measured
+
+
+def vllm_engine_gib(a: TinySize, tensor_parallel: int, seq: int, sequences: int) -> dict:
+    """Per-GPU memory of one vLLM engine (04) holding `sequences` of `seq` tokens at once, GiB:
+    bf16 weights split over its `tensor_parallel` GPUs, and the KV cache, 2 (key, value) x layers
+    x the KV heads on one GPU (split too; at least one, which vLLM replicates when the GPUs
+    outnumber the heads) x head dim x 2 B per token; plus VLLM_OVERHEAD_GIB. vLLM takes
+    VLLM_GPU_MEMORY_UTILIZATION of the GPU and fills what the weights leave with KV cache: the
+    sequences are all in flight when `total` is within it (else vLLM queues or preempts some).
+
+    >>> m = vllm_engine_gib(QWEN25_VL["7B"], 1, 18304, 32)
+    >>> m["weights"], m["kv_per_sequence"], m["total"]
+    (15.4, 0.98, 49.7)
+    """
+    kv_heads = max(1, a.text_kv_heads // tensor_parallel)
+    kv_token = 2 * a.text_layers * kv_heads * (a.text_hidden // a.text_heads) * 2
+    weights = 2 * n_params(a) / tensor_parallel
+    return {"weights": round(weights / GIB, 1), "kv_per_sequence": round(kv_token * seq / GIB, 2),
+            "kv_cache": round(kv_token * seq * sequences / GIB, 1),
+            "total": round((weights + kv_token * seq * sequences) / GIB + VLLM_OVERHEAD_GIB, 1)}
+
+
 def fits(mem: dict, gpu_gib: float) -> tuple[bool, float]:
     """(fits, shortfall GiB) on a GPU of `gpu_gib`, with a colocated vLLM's share taken off first."""
     free = gpu_gib * (1 - mem["vllm_share"])
@@ -253,10 +277,13 @@ def stage_setups(v: dict) -> list[tuple[str, str, Setup]]:
     return out
 
 
-def sft_data(p, gpu_gib: float | None, n_gpus: int, zero_stage: int, offload: bool = False) -> dict:
+def sft_data(p, gpu_gib: float | None, n_gpus: int, zero_stage: int, offload: bool = False,
+             write_cache: bool = True) -> dict:
     """02's pre-flight for SFTParams `p`: every sample's image + text tokens against the cutoff and
     the model's maximum, and the memory estimate at the longest sample; `problems` lists what would
-    go wrong (an OOM, or samples dropped hours later) instead of raising."""
+    go wrong (an OOM, or samples dropped hours later) instead of raising. The tokens are counted
+    once for the stage: `sft.cached_lengths` keeps them in 02's folder (`write_cache`), where
+    training reads them."""
     from visionr1 import sft, tiny_model, training
 
     name, arch = architecture(p.model)
@@ -264,10 +291,11 @@ def sft_data(p, gpu_gib: float | None, n_gpus: int, zero_stage: int, offload: bo
     max_pos = arch.max_position_embeddings
     rows = sft.load_rows(p.data, p.datasets)
     over, lengths = [], []
-    for row in rows:
+    for row, counts in zip(rows, sft.cached_lengths(p, rows, processor, write=write_cache)):
         where = row.get("source") or row.get("id", "?")
-        for sample in sft.split_turns(training.to_multimodal(row["messages"], len(row["images"]), where), row["images"]):
-            n = sft.sample_length(processor, sample)
+        if counts is None:  # raises, naming the row and what its tags and images are
+            training.to_multimodal(row["messages"], len(row["images"]), where)
+        for n in counts:
             lengths.append(n)
             if n > min(p.cutoff_len, max_pos):
                 over.append((where, n))
@@ -296,7 +324,7 @@ def sft_data_lengths(v: dict, setup: Setup) -> tuple[Setup, str]:
     from visionr1 import sft
 
     try:
-        rep = sft_data(sft.params_from_values(v), None, setup.n_gpus, setup.zero, setup.offload)
+        rep = sft_data(sft.params_from_values(v), None, setup.n_gpus, setup.zero, setup.offload, write_cache=False)
     except (OSError, ValueError, KeyError) as e:  # no local data or model yet: the stated assumption
         return setup, f"02: every sample assumed at the cutoff ({setup.seq} tokens): {type(e).__name__}: {e}"[:300]
     return replace(setup, seq=min(setup.seq, rep["tokens_max"])), \

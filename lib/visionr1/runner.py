@@ -60,12 +60,17 @@ def fmt_seconds(s: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+# keys declared after run folders existed, at the value that means what those runs did: left out of
+# the hash, so such a folder keeps its hashes and `--resume` does not redo its stages
+ADDED_LATER = {"num_machines": 1, "nano_base_seed": -1, "eval_data_parallel": 1}
+
+
 def _hash(values: dict) -> str:
     """A stage's params hash; where it runs (machines.PLACEMENT_KEYS: this machine's rank, machine 0's
-    address) is left out, so the same run resumed on other nodes is the same run; so is
-    `num_machines: 1`, so a run folder from before the key existed keeps its hashes."""
+    address) is left out, so the same run resumed on other nodes is the same run; so is a key of
+    `ADDED_LATER` at its old meaning (`num_machines: 1`)."""
     kept = {k: v for k, v in values.items()
-            if k not in machines.PLACEMENT_KEYS and not (k == "num_machines" and v == 1)}
+            if k not in machines.PLACEMENT_KEYS and not (k in ADDED_LATER and v == ADDED_LATER[k])}
     return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -637,12 +642,9 @@ def _stage_plan(stage: str, v: dict, run_dir: Path, memory: dict) -> list[str]:
     if stage == "03_grpo_ptst":
         return _grpo_plan(v, run_dir, memory)
     if stage == "04_evaluate":
-        backend = v["eval_backend"]
-        where = {"hf": "HF generate in the notebook kernel (GPU 0, or the CPU)",
-                 "vllm": f"vLLM in the notebook kernel on GPUs {_gpus(0, int(v['eval_tensor_parallel']))}",
-                 "openai": f"requests to {v.get('eval_base_url')}"}[backend]
-        benches = ", ".join(f"{b} ({p or '00_data/test.jsonl'})" for b, p in (v.get("eval_benchmarks") or {}).items())
-        return [f"evaluate {', '.join(v['eval_models'])} on {benches}: {where}"]
+        from visionr1 import eval_parallel
+
+        return eval_parallel.plan(v, sdir)
     return ["in the notebook kernel (one process)"]
 
 

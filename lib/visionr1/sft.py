@@ -18,6 +18,7 @@ and step but not Qwen2.5-VL's weights (docs/platform.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -122,25 +123,83 @@ def sample_length(processor, sample: dict) -> int:
     return n_text + sum(image_tokens(processor, p) - 1 for p in sample["images"])  # pad token counted once
 
 
-def prepare(rows: list[dict], processor, cutoff_len: int) -> tuple[list[dict], Counter, list[int]]:
-    """TRL prompt/completion samples {images: [path], prompt, completion}; a sample over the cutoff
-    (or with a tag/image mismatch) is dropped and counted. Returns (samples, drops, lengths)."""
-    kept, drops, lengths = [], Counter(), []
+def sample_lengths(rows: list[dict], processor) -> list[list[int] | None]:
+    """Per row, the tokens of each of its samples (`split_turns` order), or None for a row whose
+    `<image>` tags and images disagree: the one tokenization of the SFT set, which 02's pre-flight
+    and `prepare` read (through `cached_lengths`)."""
+    out: list[list[int] | None] = []
     for row in rows:
-        where = row.get("source") or row.get("id", "?")
         try:
-            msgs = to_multimodal(row["messages"], len(row["images"]), where)
+            msgs = to_multimodal(row["messages"], len(row["images"]), row.get("source") or row.get("id", "?"))
         except ValueError:
+            out.append(None)
+            continue
+        out.append([sample_length(processor, s) for s in split_turns(msgs, row["images"])])
+    return out
+
+
+LENGTHS_FILE = "sample_lengths.json"  # in 02's folder: `sample_lengths` of the SFT set and what they depend on
+
+
+def lengths_key(rows: list[dict], processor) -> str:
+    """What the lengths depend on: every row (text, image paths) and the processor (its tokenizer,
+    chat template and image budget). An image file changed in place under the same path is not seen."""
+    tok = processor.tokenizer
+    backend = getattr(tok, "backend_tokenizer", None)
+    vocab = backend.to_str() if backend is not None else json.dumps(sorted(tok.get_vocab().items()))
+    h = hashlib.sha1(vocab.encode())
+    h.update(str(getattr(processor, "chat_template", None) or tok.chat_template).encode())
+    h.update(processor.image_processor.to_json_string().encode())
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_lengths(p: "SFTParams", rows: list[dict], processor, write: bool = True) -> list[list[int] | None]:
+    """`sample_lengths` of `rows`, tokenized once: the main process reads `output_dir/LENGTHS_FILE`
+    when its key (`lengths_key`) matches, else tokenizes and writes it (`write`: 02's pre-flight
+    does, before training starts); the other ranks wait for it and read it (every rank of a launch
+    re-tokenizing 200K CoTs would cost each the main process's minutes again)."""
+    path = Path(p.output_dir) / LENGTHS_FILE
+    lengths = None
+    if dist.is_main():
+        key = lengths_key(rows, processor)
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        lengths = saved.get("lengths") if saved.get("key") == key else None
+        if lengths is None:
+            lengths = sample_lengths(rows, processor)
+            if write:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".tmp").write_text(json.dumps({"key": key, "lengths": lengths}))
+                path.with_suffix(".tmp").replace(path)  # atomic: a reader sees the old file or the new one
+    dist.wait()
+    if lengths is None:  # another rank: what the main process wrote for this launch
+        lengths = json.loads(path.read_text())["lengths"]
+        if len(lengths) != len(rows):
+            raise RuntimeError(f"{path}: {len(lengths)} rows' lengths, but this rank read {len(rows)} rows from "
+                               f"{p.data}")
+    return lengths
+
+
+def prepare(rows: list[dict], processor, cutoff_len: int, lengths: list | None = None
+            ) -> tuple[list[dict], Counter, list[int]]:
+    """TRL prompt/completion samples {images: [path], prompt, completion}; a sample over the cutoff
+    (or with a tag/image mismatch) is dropped and counted. `lengths`: `sample_lengths` of the rows
+    when already known (None: tokenized here). Returns (samples, drops, lengths)."""
+    lengths = sample_lengths(rows, processor) if lengths is None else lengths
+    kept, drops, kept_lengths = [], Counter(), []
+    for row, counts in zip(rows, lengths, strict=True):
+        if counts is None:
             drops["image_tag_mismatch"] += 1
             continue
-        for sample in split_turns(msgs, row["images"]):
-            n = sample_length(processor, sample)
+        msgs = to_multimodal(row["messages"], len(row["images"]), row.get("source") or row.get("id", "?"))
+        for sample, n in zip(split_turns(msgs, row["images"]), counts, strict=True):
             if n > cutoff_len:
                 drops["over_cutoff"] += 1
                 continue
             kept.append(sample)
-            lengths.append(n)
-    return kept, drops, lengths
+            kept_lengths.append(n)
+    return kept, drops, kept_lengths
 
 
 def to_dataset(rows: list[dict]):
@@ -224,7 +283,8 @@ def train(p: SFTParams, log=print) -> dict:
         checkpoints.guard_params(out, fingerprint, resume)
     dist.wait()
     processor = tiny_model.load_processor(p.model, min_pixels=p.min_pixels, max_pixels=p.max_pixels)
-    rows, drops, lengths = prepare(load_rows(p.data, p.datasets), processor, p.cutoff_len)
+    rows = load_rows(p.data, p.datasets)
+    rows, drops, lengths = prepare(rows, processor, p.cutoff_len, cached_lengths(p, rows, processor))
     if not rows:
         raise ValueError(f"no SFT sample left from {p.data} (drops: {dict(drops)})")
     log(f"SFT data: {len(rows)} samples, dropped {dict(drops)}; tokens per sample max {max(lengths)}, "

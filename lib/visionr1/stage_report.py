@@ -160,8 +160,10 @@ def tally(bench: str, items: list, records: list[dict]) -> dict:
 def evaluate_all(models: dict[str, str], data: dict[str, list], responder: Callable, sampling, out_dir: str | Path
                  ) -> dict:
     """04's loop: each model (name -> model path or served name) answers each benchmark
-    (name -> items) through `responder(model)` (an `evaluate.Responder`, built once per model and
-    released before the next), cached and resumable in `out_dir/<model>/<benchmark>.jsonl`.
+    (name -> items) through `responder(model)` (an `evaluate.Responder`, built once per model if it
+    has a question left to answer, and released before the next), cached and resumable in
+    `out_dir/<model>/<benchmark>.jsonl` (with the parts engines side by side wrote folded in:
+    visionr1.eval_parallel; their answers are then all on disk and no model is loaded here).
     Returns {"results": {model: {bench: tally}}, "samples_per_second": {model: {bench: rate}}
     (None when it took no time: every sample came from the cache), "records": {(model, bench):
     evaluate.run's records}}."""
@@ -171,10 +173,15 @@ def evaluate_all(models: dict[str, str], data: dict[str, list], responder: Calla
     speed: dict = {}
     records: dict = {}
     for name, model in models.items():
-        respond = responder(model)
+        outs = {bench: Path(out_dir) / name / f"{bench}.jsonl" for bench in data}
+        for bench, items in data.items():
+            evaluate.fold_parts(items, outs[bench])
+        # built before the clock starts (speeds leave loading out), and only if a question is left
+        todo = any({i.id for i in items} - evaluate.finished_ids(outs[b]) for b, items in data.items())
+        respond = responder(model) if todo else evaluate.lazy(lambda model=model: responder(model))
         for bench, items in data.items():
             t0 = time.perf_counter()
-            recs = evaluate.run(items, respond, Path(out_dir) / name / f"{bench}.jsonl", sampling, desc=f"{name} / {bench}")
+            recs = evaluate.run(items, respond, outs[bench], sampling, desc=f"{name} / {bench}")
             seconds = time.perf_counter() - t0
             records[name, bench] = recs
             results.setdefault(name, {})[bench] = tally(bench, items, recs)

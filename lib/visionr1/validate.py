@@ -3,7 +3,8 @@
 The params check (visionr1.params) knows each key's declared type; this adds what only a stage's
 code knew so far: the structure of each PTST schedule, the allowed choices, rules across keys, and
 the paths and model references the selected stages read (the benchmark files of 04 included:
-each must be in a layout its loader reads, found without reading a row). `problems()` returns one
+each must be in a layout its loader reads, found without reading a row), and 04's engines against
+the GPUs this machine shows. `problems()` returns one
 message per mistake, naming the key, the file its value came from and the fix; the runner refuses
 the run (exit 2) before writing anything when there is one. `warnings()` lists what will not stop
 a run but changes what it does (W&B online without a login logs offline instead).
@@ -76,7 +77,8 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
                 bad(key, compat.COLOCATE_REFUSED, "rl_rollout: vllm_server or hf")
             else:
                 bad(key, "not one of the allowed values", f"one of {', '.join(map(str, allowed))}")
-    for key in ("sft_num_gpus", "rl_num_gpus", "eval_batch_size", "rl_grad_accum"):
+    for key in ("sft_num_gpus", "rl_num_gpus", "eval_batch_size", "rl_grad_accum", "eval_data_parallel",
+                "eval_tensor_parallel"):
         if key in values and (not isinstance(values[key], int) or values[key] < 1):
             bad(key, "must be a whole number >= 1", f"{key}: 1")
     for key, what, fix in machines.problems(values):
@@ -124,6 +126,7 @@ def problems(values: dict, sources: dict, stages: list[str]) -> list[str]:
     _made_earlier(values, stages, bad)
     if "04_evaluate" in stages:
         _benchmarks(values, stages, bad)
+        _eval_engines(values, bad)
     for key, stage in (("base_model", "00_data"), ("sft_model", "02_cold_start_sft"), ("rl_start", "03_grpo_ptst")):
         ref = values.get(key)
         if stage in stages and ref and ref != "nano" and not models.is_stage_ref(ref) and not _is_model(ref):
@@ -142,11 +145,27 @@ def warnings(values: dict, stages: list[str]) -> list[str]:
         if missing:
             out.append(f"wandb_mode is online but {missing}: every stage will log to W&B offline instead (sync "
                        f"later with `wandb sync`); log in first (`wandb login`, or export WANDB_API_KEY) to log online")
+    out += _idle_eval_gpus(values, stages)
     n = values.get("num_machines", 1)
     if isinstance(n, int) and n > 1 and values.get("main_process_ip") in ("127.0.0.1", "localhost"):
         out.append(f"num_machines is {n} with main_process_ip {values['main_process_ip']}: only machines that are "
                    f"this one can reach machine 0 there (a test on one box); on a cluster set machine 0's address")
     return out
+
+
+def _idle_eval_gpus(values: dict, stages: list[str]) -> list[str]:
+    """A line when 04's engines leave GPUs of this machine idle (where it has CUDA)."""
+    from visionr1 import eval_parallel
+
+    n, tp = values.get("eval_data_parallel", 1), values.get("eval_tensor_parallel", 1)
+    if "04_evaluate" not in stages or values.get("eval_backend") not in ("hf", "vllm") or \
+            not all(isinstance(x, int) and x >= 1 for x in (n, tp)):
+        return []
+    gpus = eval_parallel.visible_gpus()
+    if not gpus or n * tp >= len(gpus):
+        return []
+    return [f"04 answers on {n * tp} of the {len(gpus)} GPUs here (eval_data_parallel {n} x eval_tensor_parallel "
+            f"{tp}); eval_data_parallel: {len(gpus) // tp} would use them all"]
 
 
 def _exists(values: dict, key: str, bad) -> bool:
@@ -273,6 +292,62 @@ def _benchmarks(values: dict, stages: list[str], bad) -> None:
             bad("eval_benchmarks", str(e).removeprefix(f"{bench}: "),
                 f"download {bench} there or point it at its file or folder (python -m visionr1 data check "
                 f"{path}; docs/stages.md \"Evaluation (04)\" lists the layouts)", bench)
+
+
+def _eval_engines(values: dict, bad) -> None:
+    """04's engines: each backend's own rule, the GPUs they take against the GPUs this machine shows
+    (where it has CUDA: eval_data_parallel x eval_tensor_parallel may not exceed them), and a
+    tensor-parallel size that splits the model's attention heads as vLLM requires
+    (vllm/config/model.py, verify_with_parallel_config)."""
+    from visionr1 import eval_parallel
+
+    backend = values.get("eval_backend")
+    n, tp = values.get("eval_data_parallel", 1), values.get("eval_tensor_parallel", 1)
+    if not all(isinstance(x, int) and x >= 1 for x in (n, tp)):
+        return  # named above
+    if backend == "openai" and n > 1:
+        bad("eval_data_parallel", "the openai backend sends every request to one endpoint, which parallelizes on its "
+            "own", "eval_data_parallel: 1 (start the server with --data-parallel-size instead)")
+    if backend == "hf" and tp > 1:
+        bad("eval_tensor_parallel", "HF generate runs each engine on one GPU",
+            "eval_tensor_parallel: 1, and eval_data_parallel: the GPUs (one HF engine on each)")
+    gpus = eval_parallel.visible_gpus() if backend in ("hf", "vllm") else []
+    if gpus and n * tp > len(gpus):
+        bad("eval_data_parallel", f"{n} engines x eval_tensor_parallel {tp} = {n * tp} GPUs, but this machine shows "
+            f"{len(gpus)} (CUDA_VISIBLE_DEVICES={','.join(gpus)})",
+            f"eval_data_parallel x eval_tensor_parallel <= {len(gpus)}, e.g. eval_data_parallel: "
+            f"{len(gpus) // tp or 1}")
+    if backend == "vllm" and tp > 1:
+        for name, a in _eval_architectures(values):
+            if not _splits(a, tp):
+                sizes = [d for d in range(1, a.text_heads + 1) if _splits(a, d)]
+                bad("eval_tensor_parallel", f"{name}'s attention heads ({a.text_heads}, {a.text_kv_heads} key/value, "
+                    f"{a.vision_heads} in the vision tower) do not split over {tp} GPUs",
+                    f"one of {', '.join(map(str, sizes))}")
+                return
+
+
+def _splits(a, tp: int) -> bool:
+    """vLLM splits the query heads (text and vision) over `tp` GPUs, and the key/value heads too,
+    or replicates them when the GPUs are a multiple of them."""
+    kv = a.text_kv_heads
+    return not (a.text_heads % tp or a.vision_heads % tp or (kv % tp and tp % kv))
+
+
+def _eval_architectures(values: dict) -> list:
+    """(name, shape) of each model 04 evaluates whose shape is known without a download: this run's
+    models (base, ci, rl) have base_model's; a folder or a Qwen2.5-VL hub name its own."""
+    from visionr1 import models, preflight
+
+    refs = {values.get("base_model") if models.is_stage_ref(r) else r
+            for r in (values.get("eval_models") or {}).values() if isinstance(r, str)}
+    out = []
+    for ref in sorted(r for r in refs if r):
+        try:
+            out.append(preflight.architecture(str(ref)))
+        except preflight.PreflightError:
+            pass  # unknown here: vLLM says so when it loads it
+    return out
 
 
 def _is_model(ref: str) -> bool:
