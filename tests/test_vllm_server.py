@@ -123,8 +123,11 @@ def test_a_taken_port_or_another_model_is_refused(tmp_path):
     assert vllm_server.port_free(HOST, port)
 
 
+# SIGINT handled as in a terminal even where pytest itself was started in the background (a shell's
+# `cmd &` starts it with SIGINT ignored, inherited by this child, and Python keeps an ignored SIGINT)
 MANAGER = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from visionr1 import vllm_server
 cmd = {cmd!r}
 with vllm_server.serving(cmd, host={host!r}, port={port}, log_path={log!r}, timeout_s=30, log=lambda *a: None):
