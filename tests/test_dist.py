@@ -79,14 +79,17 @@ def test_launched_ranks_end_with_their_launcher(module_dir, sig):
     (module_dir / "sleeper.py").write_text("import os, time\nprint(f'rank pid={os.getpid()}', flush=True)\n"
                                            "time.sleep(600)\n")
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True)
-    pids = []
+    pids, seen = [], []
     try:
         deadline = time.time() + 120
         while len(pids) < 2 and time.time() < deadline:
-            m = re.search(r"rank pid=(\d+)", launcher.stdout.readline())
-            if m:
-                pids.append(int(m.group(1)))
-        assert len(pids) == 2 and all(dist.alive(p) for p in pids)
+            line = launcher.stdout.readline()
+            if not line:  # the launcher ended: its output says why
+                break
+            seen.append(line)
+            # both ranks write to one pipe: under load their lines may arrive run together
+            pids += [int(p) for p in re.findall(r"rank pid=(\d+)", line)]
+        assert len(pids) == 2 and all(dist.alive(p) for p in pids), seen[-20:]
         launcher.send_signal(sig)
         launcher.wait(60)
         deadline = time.time() + 30
