@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from visionr1 import env, runner, sweep
+from test_runner import notebook  # a stage notebook: a parameters cell, then a body
 from visionr1.params import ParamsError, declarations, stage_notebooks
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_runner.py"))]
@@ -180,17 +180,8 @@ def test_comparison_notebooks_are_no_stage_of_run(tmp_path):
     assert "06_compare" in sweep.COMPARE_NOTEBOOK and all(not s.startswith("06_") for s in STAGES)
     assert not {"sweep_dir", "output_dir"} & set(declarations(stage_notebooks(env.NOTEBOOKS_DIR)))
     for name in ("00_a", "01_b", "06_compare"):
-        notebook(tmp_path / f"{name}.ipynb", "x: int = 1  # a setting", "")
+        notebook(tmp_path / f"{name}.ipynb", "", params="x: int = 1  # a setting")
     assert [p.stem for p in stage_notebooks(tmp_path)] == ["00_a", "01_b"]
-
-
-def notebook(path: Path, params: str, body: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(path))
 
 
 PARAMS = 'sweep_dir: str = ""  # the sweep\noutput_dir: str = ""  # where to write'
@@ -199,10 +190,10 @@ PARAMS = 'sweep_dir: str = ""  # the sweep\noutput_dir: str = ""  # where to wri
 def test_the_comparison_is_executed_over_the_sweep_folder(tmp_path, capsys):
     """A throwaway comparison notebook, executed as the sweep executes 06_compare."""
     nb = tmp_path / "06_compare.ipynb"
-    notebook(nb, PARAMS, "import json, pathlib\nout = pathlib.Path(output_dir)\nout.mkdir(parents=True)\n"
+    notebook(nb, "import json, pathlib\nout = pathlib.Path(output_dir)\nout.mkdir(parents=True)\n"
              "runs = json.loads((pathlib.Path(sweep_dir) / 'sweep.json').read_text())['runs']\n"
              "(out / 'findings.json').write_text(json.dumps({'runs': len(runs)}))\n"
-             "(out / 'table.md').write_text('| run |')\nprint('compared', len(runs))")
+             "(out / 'table.md').write_text('| run |')\nprint('compared', len(runs))", params=PARAMS)
     d = tmp_path / "sw"
     d.mkdir()
     (d / "sweep.json").write_text(json.dumps({"runs": [{"run": "s0"}]}))
@@ -211,7 +202,7 @@ def test_the_comparison_is_executed_over_the_sweep_folder(tmp_path, capsys):
     assert "compared 1" in (d / "06_compare.log").read_text() and (d / "06_compare.ipynb").exists()
     out = capsys.readouterr().out
     assert f"findings: {d / '06_compare' / 'findings.json'}" in out and f"table: {d / '06_compare' / 'table.md'}" in out
-    notebook(nb, PARAMS, "raise ValueError('no runs')")
+    notebook(nb, "raise ValueError('no runs')", params=PARAMS)
     assert sweep.compare(d, notebook=nb) == 1
     assert "ValueError: no runs" in capsys.readouterr().out
 
