@@ -20,8 +20,9 @@ def nano_rows(n=80, seed=0):
             for s in nano_task.build_splits(seed, 10, n, 10)["cold_start"]]
 
 
-def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path):
-    oracle = teachers.OracleTeacher(wrong_rate=0.3)
+@pytest.mark.parametrize("style", teachers.OracleTeacher.STYLES)
+def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path, style):
+    oracle = teachers.OracleTeacher(wrong_rate=0.3, style=style)
     stats = cold_start.bridge(nano_rows(), oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False)
     assert stats["written"] == 80 and stats["failed"] == 0
     raw = cold_start.read_raw(tmp_path / "raw.jsonl")
@@ -41,6 +42,52 @@ def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path):
     for k in kept:
         assert grading.check_format(k["response"]).ok
         assert "description" not in k["response"]
+
+
+@pytest.mark.parametrize("style", ["steps", "rows"])
+def test_oracle_steps_style_writes_small_steps_and_walks_the_options(style):
+    """"steps" and "rows" CoTs: every arithmetic step is right and one operation; multiple choice
+    restates the options in order up to the one equal to the result, which is the final letter.
+    "rows" also checks about half the counts row by row, with the scene's true per-row counts, and
+    corrects a first count that was one off in about a third of those checks."""
+    import re
+
+    oracle = teachers.OracleTeacher(wrong_rate=0.0, style=style)
+    rows = nano_rows(200)
+    kinds = set()
+    checks = corrected = counts = 0
+    for r in rows:
+        cot = oracle.complete("cot", "", row=r).text
+        think = cot.split("</think>")[0]
+        counts += len([k for k in r["facts"] if k != "factor"])
+        for name, per_row in re.findall(r"Wait, let me count the ([a-z ]+) row by row: ([\d, ]+)\.", think):
+            assert [int(x) for x in per_row.split(", ")] == nano_task.count_by_rows(r["description"], name)
+            assert r["facts"][name] == sum(int(x) for x in per_row.split(", "))
+            checks += 1
+        for name, value, first in re.findall(r"So the ([a-z ]+) are (\d+), not (\d+)\.", think):
+            assert int(value) == r["facts"][name] and abs(int(first) - int(value)) == 1
+            corrected += 1
+        result = int(re.search(r"So the result is (\d+)\.", think).group(1))
+        assert str(result) == (r["answer"] if not r["choices"] else r["choices"]["ABCD".index(r["answer"])])
+        for a, op, b, c in re.findall(r"(\d+)([×+-])(\d+)=(\d+)\.", think):
+            assert {"×": int(a) * int(b), "+": int(a) + int(b), "-": int(a) - int(b)}[op] == int(c), think
+        if "×" in think:
+            assert re.search(r"\d×\d=\d+\. \d+\+\d=\d+\.", think), think  # times, then plus: two steps
+        if r["choices"]:
+            walk = re.findall(r"\(([A-D])\) (\d+), (yes|no)\.", think)
+            letters = [w[0] for w in walk]
+            assert letters == list("ABCD"[:len(walk)]) and [w[2] for w in walk].count("yes") == 1, think
+            assert walk[-1] == (r["answer"], str(result), "yes") and cot.endswith(f"Final Answer: {r['answer']}")
+        else:
+            assert "(A)" not in think and cot.endswith(f"Final Answer: {r['answer']}")
+        kinds.add(("×" in think, bool(r["choices"])))
+    assert kinds == {(False, False), (False, True), (True, False), (True, True)}
+    if style == "steps":
+        assert checks == 0
+    else:
+        assert 0.35 < checks / counts < 0.65 and 0.15 < corrected / checks < 0.5, (checks, corrected, counts)
+    with pytest.raises(ValueError, match="unknown oracle CoT style 'long'"):
+        teachers.OracleTeacher(style="long")
 
 
 BASE = {"id": "x", "image": "i.png", "question": "How many circles?", "answer": "3", "cot_truncated": False}

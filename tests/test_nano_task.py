@@ -143,3 +143,13 @@ def test_grade_direct_free_form(text, right):
     s = nano_task.generate(1, 0, "x", (1, 0, 0), mc_fraction=0.0)[0]
     s.answer_value, s.answer = 3, "3"
     assert nano_task.grade_direct(s, text) is right
+
+
+def test_count_by_rows_adds_up_to_every_fact():
+    for s in nano_task.generate(200, 3, "x", grid=3):
+        for name, value in s.facts.items():
+            if name != "factor":
+                per_row = nano_task.count_by_rows(s.scene.description(), name)
+                assert len(per_row) == 3 and sum(per_row) == value, (name, s.scene.description())
+    with pytest.raises(ValueError, match="not a nano fact name: 'purple things'"):
+        nano_task.count_by_rows("Row 1, from left to right: an empty cell.", "purple things")

@@ -212,10 +212,14 @@ def test_compare_only_needs_a_sweep_folder(tmp_path, capsys):
     assert f"no sweep in {tmp_path / 'smoke'}" in capsys.readouterr().err
 
 
-def test_hashes_ignore_a_later_key_at_its_old_meaning():
-    """nano_base_seed: -1 is what every run did before the key: run folders made then keep their hashes."""
+@pytest.mark.parametrize("key, old, new", [("nano_base_seed", -1, 0), ("nano_base_arithmetic", 0.0, 0.5),
+                                           ("nano_base_tagged", 0.0, 0.1), ("nano_base_options", 0.0, 0.2),
+                                           ("cs_oracle_style", "counts", "steps")])
+def test_hashes_ignore_a_later_key_at_its_old_meaning(key, old, new):
+    """A key at what every run did before it existed (nano_base_seed: -1) leaves the hash alone, so
+    run folders made then keep their hashes; at another value it is another run."""
     v = {"seed": 0, "run_name": "x"}
-    assert runner._hash({**v, "nano_base_seed": -1}) == runner._hash(v) != runner._hash({**v, "nano_base_seed": 0})
+    assert runner._hash({**v, key: old}) == runner._hash(v) != runner._hash({**v, key: new})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,6 +103,36 @@ def test_nano_base_cache_key_holds_the_thread_count():
     assert nano_base.BaseParams(threads=2).key() == nano_base.BaseParams(threads=2).key()
 
 
+def test_nano_base_arithmetic_drills():
+    """Drills are right, as many as asked, written as the "steps" CoTs write their arithmetic, and
+    leave everything else alone: without them the key (the cached models) and the other examples
+    stay what they were."""
+    import random
+    import re
+
+    from visionr1 import nano_base, nano_task
+
+    assert nano_base.BaseParams(threads=2).key() == "23b67ce0d9e2"  # the key bases had before drills existed
+    assert nano_base.BaseParams(threads=2, arithmetic_fraction=0.5).key() != "23b67ce0d9e2"
+    scenes = nano_task.generate(40, 0, "pretrain", grid=3)
+    drills = nano_base.arithmetic_examples(scenes, 0.5, seed=0)
+    assert len(drills) == 20 and nano_base.arithmetic_examples(scenes, 0.0, seed=0) == []
+    kinds = set()
+    for _, prompt, target, system, level in drills:
+        assert system is None and level == 3  # after the curriculum's captions and one-step questions
+        expr = re.fullmatch(r"Work out (.+)\.", prompt).group(1)
+        steps = re.findall(r"(\d+)([×+-])(\d+)=(\d+)\.", target)
+        assert " ".join(f"{a}{op}{b}={c}." for a, op, b, c in steps) == target, target
+        for a, op, b, c in steps:
+            assert {"×": int(a) * int(b), "+": int(a) + int(b), "-": int(a) - int(b)}[op] == int(c) >= 0, target
+        # the target's steps compute the prompt's expression
+        assert int(steps[-1][3]) == eval(expr.replace("×", "*")), (prompt, target)
+        kinds.add(("×" in expr, "-" in expr))
+    assert kinds == {(True, False), (False, True), (False, False)}  # times-plus, minus, plus
+    before = nano_base.pretrain_examples(scenes, random.Random(0), 0.5, 3, 0.5)
+    assert before == nano_base.pretrain_examples(scenes, random.Random(0), 0.5, 3, 0.5)  # the drills draw elsewhere
+
+
 def test_nano_base_cache_pretrains_once_when_two_runs_ask_at_once(tmp_path, monkeypatch):
     """Two runs side by side (the suite's xdist workers, several seeds) ask for the same base
     model: the second waits on the key's lock and reuses the first one's model."""
@@ -161,3 +191,64 @@ def test_flash_attention_is_requested_on_cuda_when_installed(monkeypatch):
     assert tiny_model.attn_implementation(torch.bfloat16) is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert tiny_model.attn_implementation(torch.bfloat16) is None
+
+
+def test_nano_base_tagged_share_answers_in_the_r1_zero_format():
+    """The tagged share: about that share of the direct questions, asked under the R1-Zero system
+    prompt, answered in a form the Zero reward's strict format check accepts, with the same answer;
+    captions untouched; at 0 nothing changes; the prompt the model is trained on carries the system prompt."""
+    import random
+
+    from visionr1 import generation, grading, nano_base, nano_task, tiny_model
+
+    scenes = nano_task.generate(200, 0, "pretrain", grid=3)
+    examples = nano_base.pretrain_examples(scenes, random.Random(0), 0.5, 3, 0.5)
+    assert nano_base.tagged_examples(examples, 0.0, seed=0) == examples
+    tagged = nano_base.tagged_examples(examples, 0.25, seed=0)
+    assert len(tagged) == len(examples)
+    changed = [(a, b) for a, b in zip(examples, tagged) if a != b]
+    questions = sum(1 for s, p, _ in examples if p == s.question)
+    assert 0.18 < len(changed) / questions < 0.32
+    for (s, prompt, target), (s2, prompt2, target2, system) in changed:
+        assert (s2, prompt2) == (s, prompt) and prompt == s.question and system == generation.R1_ZERO_SYSTEM_PROMPT
+        check = grading.check_format(target2, "strict")
+        assert check.ok and target2.endswith(f"<answer> {target} </answer>") and s.scene.count_caption() in target2
+    assert nano_base.BaseParams(threads=2, tagged_fraction=0.1).key() != nano_base.BaseParams(threads=2).key()
+
+
+def test_nano_base_encodes_a_tagged_example_with_its_system_prompt(tmp_path):
+    from visionr1 import generation, nano_base, nano_task, tiny_model
+
+    tiny_model.build_tiny(tmp_path / "m", size="nano", seed=0)
+    processor = tiny_model.load_processor(tmp_path / "m")
+    s = nano_task.generate(1, 0, "pretrain", grid=3)[0]
+    plain = nano_base.Encoded(processor, [(s, s.question, "3")])
+    tagged = nano_base.Encoded(processor, [(s, s.question, "3", generation.R1_ZERO_SYSTEM_PROMPT)])
+    text = processor.tokenizer.decode(tagged.ids[0][:tagged.n_prompt[0]])
+    assert "A conversation between User and Assistant" in text and tagged.level == plain.level
+    assert "A conversation" not in processor.tokenizer.decode(plain.ids[0])
+    drill = nano_base.Encoded(processor, nano_base.arithmetic_examples([s], 1.0, seed=0))
+    assert drill.level == [3] and "Work out" in processor.tokenizer.decode(drill.ids[0])
+
+
+def test_nano_base_option_drills_walk_to_the_asked_value():
+    import random
+    import re
+
+    from visionr1 import nano_base, nano_task
+
+    scenes = nano_task.generate(10, 0, "pretrain", grid=3)
+    drills = nano_base.option_examples(scenes, 30.0, seed=0)
+    assert len(drills) == 300 and nano_base.option_examples(scenes, 0.0, seed=0) == []
+    found = 0
+    for _, prompt, target, system, level in drills:
+        assert system is None and level == 3
+        value = int(re.match(r"Which option is (\d+)\?", prompt).group(1))
+        options = re.findall(r"\(([A-D])\) (\d+)", prompt)
+        walk = re.findall(r"\(([A-D])\) (\d+), (yes|no)\.", target)
+        assert walk == [(l, v, "yes" if int(v) == value else "no") for l, v in options[:len(walk)]]
+        found += walk[-1][2] == "yes"
+        assert (walk[-1][2] == "yes") == (str(value) in dict(options).values())
+        assert len(walk) == 4 or walk[-1][2] == "yes"
+    assert 0.8 < found / len(drills) < 0.97
+    assert nano_base.BaseParams(threads=2, options_fraction=0.2).key() != nano_base.BaseParams(threads=2).key()

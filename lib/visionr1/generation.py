@@ -8,6 +8,14 @@ import torch
 from visionr1 import backends, compat, grading, training
 
 
+# the R1-Zero system prompt (rl_system_prompt: r1-zero; docs/recipe.md §4)
+R1_ZERO_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
+    "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think><answer> answer here </answer>.")
+
+
 def chat_prompt(processor, question: str, system: str | None = None, image: bool = True) -> str:
     """The chat-template text of one image + question turn (the model's default system prompt
     unless `system` is given; no image placeholder with `image=False`)."""

@@ -46,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from visionr1 import checkpoints, compat, dist, grading, models, params, rewards, sft, tiny_model, training
+from visionr1 import checkpoints, compat, dist, generation, grading, models, params, rewards, sft, tiny_model, training
 
 STAGE_EXAMPLE = {"steps": 100, "max_completion_length": 4096, "num_generations": 16}
 STAGE_KEYS = {"steps", "max_completion_length", "num_generations", "learning_rate", "batch_size"}
@@ -691,11 +691,7 @@ def _copy_model(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst)
 
 
-R1_ZERO_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
-    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
-    "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
-    "respectively, i.e., <think> reasoning process here </think><answer> answer here </answer>.")
+R1_ZERO_SYSTEM_PROMPT = generation.R1_ZERO_SYSTEM_PROMPT
 
 
 def start_model(v: dict, run: Path) -> str:

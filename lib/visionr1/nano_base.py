@@ -52,12 +52,27 @@ class BaseParams:
     questions_per_scene: int = 3      # direct questions asked about each scene
     grid: int = 3
     mc_fraction: float = 0.5
+    # arithmetic drills ("Work out 2×3+4." -> "2×3=6. 6+4=10."), as many as this share of the scenes:
+    # the steps of the oracle's "steps" CoTs (teachers.OracleTeacher), learned before any CoT is seen
+    arithmetic_fraction: float = 0.0
+    # option-lookup drills ("Which option is 6?" + choices -> "(A) 7, no. (B) 9, no. (C) 6, yes."),
+    # as many as this share of the scenes: the option walk of the "steps" CoTs, which the CI model
+    # could not copy from the question (the options it restated were wrong 3 times in 4; docs/results.md)
+    options_fraction: float = 0.0
+    # share of direct questions asked under the R1-Zero system prompt and answered in its tags, the
+    # count caption as the thinking ("<think> red3 green0 ... </think><answer> 3 </answer>"): an
+    # instruct model follows a format it is asked for, so Vision-R1-Zero has a reward to start from
+    tagged_fraction: float = 0.0
     # torch's intra-op threads: on some CPUs 1 and 2 threads round differently and pretrain another
     # model (docs/results.md), so a run at one count never reuses a base pretrained at another
     threads: int = field(default_factory=torch.get_num_threads)
 
     def key(self) -> str:
-        blob = json.dumps({"version": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        for later in ("arithmetic_fraction", "options_fraction", "tagged_fraction"):  # added later: bases pretrained without keep their key
+            if not fields[later]:
+                del fields[later]
+        blob = json.dumps({"version": RECIPE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -77,7 +92,8 @@ class Encoded:
         scene_index: dict[str, int] = {}
         pix = []
         grid_thw = None
-        for sample, prompt, target in examples:
+        for sample, prompt, target, *extra in examples:  # extra: (system prompt, curriculum level)
+            system = extra[0] if extra else None
             key = sample.scene.key
             if key not in scene_index:
                 enc = processor.image_processor(images=[sample.image], return_tensors="pt")
@@ -85,12 +101,12 @@ class Encoded:
                 pix.append(enc["pixel_values"])
                 grid_thw = enc["image_grid_thw"]
             n_img = int(grid_thw.prod()) // merge
-            text = generation.chat_prompt(processor, prompt).replace("<|image_pad|>", "<|image_pad|>" * n_img)
+            text = generation.chat_prompt(processor, prompt, system).replace("<|image_pad|>", "<|image_pad|>" * n_img)
             p = tok(text, add_special_tokens=False)["input_ids"]
             t = tok(target, add_special_tokens=False)["input_ids"] + [end]
             self.ids.append(p + t)
             self.n_prompt.append(len(p))
-            self.level.append(sample.level if prompt == sample.question else 0)
+            self.level.append(extra[1] if len(extra) > 1 else sample.level if prompt == sample.question else 0)
             self.scene_of.append(scene_index[key])
         self.pixel_values = torch.stack(pix)  # (scenes, patches, patch_dim): one image size for all
         self.grid_thw = grid_thw
@@ -135,6 +151,68 @@ def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random, capti
     return out
 
 
+ARITHMETIC_PROMPT = "Work out {}."
+
+
+def arithmetic_drill(rng: random.Random) -> tuple[str, str]:
+    """One (prompt, target) arithmetic drill over the numbers nano questions combine, written exactly
+    as the oracle's "steps" CoTs write their arithmetic (nano_task.arithmetic_steps)."""
+    arithmetic_steps = nano_task.arithmetic_steps
+    kind = rng.choice(("times_plus", "plus", "minus"))
+    if kind == "times_plus":
+        k, a, b = rng.choice((2, 3)), rng.randint(0, 9), rng.randint(0, 9)
+        return ARITHMETIC_PROMPT.format(f"{k}×{a}+{b}"), arithmetic_steps("times_plus", [a, b], k)
+    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    if kind == "minus":
+        a, b = max(a, b), min(a, b)
+        return ARITHMETIC_PROMPT.format(f"{a}-{b}"), arithmetic_steps("minus", [a, b])
+    return ARITHMETIC_PROMPT.format(f"{a}+{b}"), arithmetic_steps("plus", [a, b])
+
+
+OPTIONS_PROMPT = "Which option is {}?\nChoices: {}"
+
+
+def option_drill(rng: random.Random) -> tuple[str, str]:
+    """One (prompt, target) option lookup: four distinct options of nano answer size, the value
+    asked for among them 9 times in 10 (else the walk says no to all four)."""
+    options = rng.sample(range(0, 13), 4)
+    value = rng.choice(options) if rng.random() < 0.9 else rng.choice([v for v in range(0, 13) if v not in options])
+    choices = [str(o) for o in options]
+    listed = " ".join(f"({nano_task.LETTERS[i]}) {c}" for i, c in enumerate(choices))
+    return OPTIONS_PROMPT.format(value, listed), nano_task.option_walk(choices, value)
+
+
+def option_examples(samples: list[nano_task.Sample], fraction: float, seed: int) -> list[tuple]:
+    """round(fraction x len(samples)) option-lookup drills, as `arithmetic_examples` places them."""
+    rng = random.Random(f"{seed}:options")
+    return [(samples[i % len(samples)], *option_drill(rng), None, 3) for i in range(round(fraction * len(samples)))]
+
+
+def arithmetic_examples(samples: list[nano_task.Sample], fraction: float, seed: int) -> list[tuple]:
+    """round(fraction x len(samples)) drills, each shown with one of the scenes' images (the drill
+    ignores it; every pretraining example has one image size), at curriculum level 3: they join
+    after the captions and one-step questions (measured: drills from the first step, half as many
+    as the scenes, left the base at 1.76x chance instead of 2.6x). Own random stream: the other
+    examples and their order are the same with and without drills."""
+    rng = random.Random(f"{seed}:arithmetic")
+    return [(samples[i % len(samples)], *arithmetic_drill(rng), None, 3) for i in range(round(fraction * len(samples)))]
+
+
+def tagged_examples(examples: list[tuple], fraction: float, seed: int) -> list[tuple]:
+    """`examples` with about `fraction` of the direct questions asked under the R1-Zero system prompt
+    and answered in its tags, the count caption as the thinking. Own random stream: at 0 the
+    examples are returned unchanged."""
+    rng = random.Random(f"{seed}:tagged")
+    out = []
+    for ex in examples:
+        s, prompt, target = ex[:3]
+        if fraction and prompt == s.question and rng.random() < fraction:
+            ex = (s, prompt, f"<think> {s.scene.count_caption()} </think><answer> {target} </answer>",
+                  generation.R1_ZERO_SYSTEM_PROMPT)
+        out.append(ex)
+    return out
+
+
 def direct_answers(model, processor, samples: list[nano_task.Sample], batch_size: int = 64,
                    max_new_tokens: int = 6, progress: bool = False, blank: bool = False) -> list[str]:
     """Greedy short answers to each sample's question (no chain of thought). `blank=True` shows
@@ -176,8 +254,10 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
     t0 = time.perf_counter()
     scenes = nano_task.generate(params.n_scenes, params.seed, "pretrain", (1, 1, 1), params.mc_fraction,
                                 params.grid, exclude=exclude)
-    data = Encoded(processor, pretrain_examples(scenes, rng, params.caption_fraction,
-                                                params.questions_per_scene, params.mc_fraction))
+    examples = pretrain_examples(scenes, rng, params.caption_fraction, params.questions_per_scene, params.mc_fraction)
+    data = Encoded(processor, tagged_examples(examples, params.tagged_fraction, params.seed)
+                   + arithmetic_examples(scenes, params.arithmetic_fraction, params.seed)
+                   + option_examples(scenes, params.options_fraction, params.seed))
     easy = [i for i in range(len(data)) if data.level[i] <= 1]
     log(f"pretraining data: {len(data)} examples ({len(easy)} captions or one-step) "
         f"encoded in {time.perf_counter() - t0:.1f} s")

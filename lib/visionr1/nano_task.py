@@ -234,6 +234,55 @@ def ask(rng: random.Random, scene: Scene, qtype: str) -> tuple[str, int, dict]:
     raise ValueError(f"unknown nano question type {qtype!r}; known: {sorted(QUESTION_TYPES)}")
 
 
+def arithmetic_steps(kind: str, values: list[int], factor: int | None = None) -> str:
+    """The arithmetic of a multi-step answer as one small fact per step, the form the nano base's
+    drills teach (nano_base.arithmetic_drill) and the oracle's "steps" CoTs write:
+    times_plus [a, b] with factor k: "k×a=p. p+b=r."; plus [a, b]: "a+b=r."; minus [a, b]: "a-b=r."."""
+    a, b = values
+    if kind == "times_plus":
+        return f"{factor}×{a}={factor * a}. {factor * a}+{b}={factor * a + b}."
+    if kind == "plus":
+        return f"{a}+{b}={a + b}."
+    if kind == "minus":
+        return f"{a}-{b}={a - b}."
+    raise ValueError(f"unknown arithmetic kind {kind!r}; known: times_plus, plus, minus")
+
+
+def option_walk(choices: list[str], value: int) -> str:
+    """Each option restated and compared with `value`, up to the one that matches (all four when
+    none does): "(A) 7, no. (B) 3, no. (C) 10, yes." (the oracle's "steps" CoTs, the base's drills)."""
+    out = []
+    for letter, text in zip(LETTERS, choices):
+        hit = text == str(value)
+        out.append(f"({letter}) {text}, {'yes' if hit else 'no'}.")
+        if hit:
+            break
+    return " ".join(out)
+
+
+_CELL = re.compile(r"an empty cell|an? (\w+) (\w+)")
+
+
+def count_by_rows(description: str, name: str) -> list[int]:
+    """Per row of a scene description (Scene.description), how many cells a fact name counts:
+    "blue shapes" (a colour), "circles" (a kind), "red squares" (both)."""
+    words = name.split()
+    kind = {v: k for k, v in PLURAL.items()}
+    color = words[0] if words[0] in COLORS else None
+    shape = kind.get(words[-1])
+    if (color is None and shape is None) or len(words) > 2 or (len(words) == 2 and words[1] != "shapes" and shape is None):
+        raise ValueError(f"not a nano fact name: {name!r}")
+    rows = re.findall(r"Row \d+, from left to right: ([^.]*)\.", description)
+    if not rows:
+        raise ValueError(f"no rows in the scene description {description[:80]!r}")
+    out = []
+    for cells in rows:
+        hits = [m for m in _CELL.finditer(cells) if m.group(1)]
+        out.append(sum(1 for m in hits if (color is None or m.group(1) == color)
+                       and (shape is None or m.group(2) == shape)))
+    return out
+
+
 def make_choices(rng: random.Random, value: int, hi: int) -> tuple[list[str], str]:
     """Four distinct integer options near `value`, the right one at a uniformly random letter."""
     pool = [v for v in range(max(0, value - 3), max(hi, value + 3) + 1) if v != value]

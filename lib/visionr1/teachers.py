@@ -21,7 +21,7 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from visionr1 import backends
+from visionr1 import backends, nano_task
 
 
 @dataclass
@@ -45,12 +45,25 @@ class OracleTeacher(Teacher):
 
     name = "oracle"
     ERRORS = ("miscount", "contradiction", "truncated")
+    # "counts": the arithmetic in one line ("2×3+4=10.") and the option named at once ("10 is option (C).");
+    # "steps": one small fact per step ("2×3=6. 6+4=10.", nano_task.arithmetic_steps) and each option
+    # restated and compared in turn ("(A) 7, no. (B) 3, no. (C) 10, yes."), so no step needs a lookup
+    # the tiny model has not learned (measured on "counts": arithmetic right 28% on weighted_sum, the
+    # letter wrong on 39% of count_color answers whose counts were all right; docs/results.md);
+    # "rows": as "steps", and half of the counts are checked row by row ("Wait, let me count the blue
+    # shapes row by row: 1, 2, 0. 1+2=3. 3+0=3. Yes, 3."), a third of those after a first count one
+    # off, which the check corrects ("So the blue shapes are 3, not 4."): a longer CoT that is more
+    # often right, which RL can learn to write more of
+    STYLES = ("counts", "steps", "rows")
 
-    def __init__(self, wrong_rate: float = 0.2, seed: int = 0):
+    def __init__(self, wrong_rate: float = 0.2, seed: int = 0, style: str = "counts"):
         if not 0.0 <= wrong_rate <= 1.0:
             raise ValueError(f"oracle wrong_rate must be in [0, 1], got {wrong_rate}")
+        if style not in self.STYLES:
+            raise ValueError(f"unknown oracle CoT style {style!r} (cs_oracle_style); choose {' or '.join(self.STYLES)}")
         self.wrong_rate = wrong_rate
         self.seed = seed
+        self.style = style
 
     def error_for(self, row: dict) -> str | None:
         rng = random.Random(f"{self.seed}:{row['id']}")
@@ -93,6 +106,9 @@ class OracleTeacher(Teacher):
         for i, (name, value) in enumerate(facts):
             v = value + (1 if value == 0 or rng.random() < 0.5 else -1) if i == miscounted else value
             seen.append(v)
+            if self.style == "rows":
+                lines.append(self._counted_by_rows(row, name, v, rng, checkable=i != miscounted))
+                continue
             lines.append(f"{name}{v}.")
             r = rng.random()
             if r < 0.4:
@@ -102,13 +118,16 @@ class OracleTeacher(Teacher):
             elif r < 0.65:
                 lines.append(f"Let me check the {name} once more: {name}{v}. No mistake.")
         result = self._combine(row, seen)
-        lines.append(self._arithmetic(row, seen, result))
+        lines.append(self._arithmetic(row, seen, result) if self.style == "counts" else self._steps(row, seen))
         lines.append(f"So the result is {result}.")
         final = self._final(row, result)
         if error == "contradiction":
             final = self._final(row, self._combine(row, [v for _, v in facts]))  # answer block disagrees
         if row.get("choices"):
-            lines.append(f"Hmm, {result} is option ({self._letter(row, result) or '?'}).")
+            if self.style != "counts":
+                lines.append(self._option_walk(row, result))
+            else:
+                lines.append(f"Hmm, {result} is option ({self._letter(row, result) or '?'}).")
         think = " ".join(lines)
         if error == "truncated":
             return "<think> " + think[: len(think) // 2]
@@ -124,6 +143,42 @@ class OracleTeacher(Teacher):
         if len(v) == 2:
             return f"{v[0]}+{v[1]}={result}."
         return f"That makes {result}."
+
+    @staticmethod
+    def _counted_by_rows(row: dict, name: str, value: int, rng: random.Random, checkable: bool) -> str:
+        """One count in the "rows" style: stated, then (half the time) checked row by row, the first
+        count one off in a third of the checks; a spoiled count (`checkable` False) is never checked."""
+        r = rng.random()
+        if checkable and r < 0.5:
+            per_row = nano_task.count_by_rows(row["description"], name)
+            first = value
+            if rng.random() < 1 / 3:
+                first = value + (1 if value == 0 or rng.random() < 0.5 else -1)
+            steps, total = [], per_row[0]
+            for n in per_row[1:]:
+                steps.append(nano_task.arithmetic_steps("plus", [total, n]))
+                total += n
+            check = (f"Wait, let me count the {name} row by row: {', '.join(map(str, per_row))}. {' '.join(steps)}")
+            end = f"Yes, {value}." if first == value else f"So the {name} are {value}, not {first}."
+            return f"{name}{first}. {check} {end}"
+        if r < 0.6:
+            return f"{name}{value}. Let me check the {name} once more: {name}{value}. No mistake."
+        return f"{name}{value}."
+
+    @staticmethod
+    def _steps(row: dict, v: list[int]) -> str:
+        factor = row["facts"].get("factor")
+        if factor is not None:
+            return nano_task.arithmetic_steps("times_plus", v, factor)
+        if row["question"].startswith("How many more"):
+            return nano_task.arithmetic_steps("minus", [max(v), min(v)])
+        if len(v) == 2:
+            return nano_task.arithmetic_steps("plus", v)
+        return f"That makes {v[0]}."
+
+    @staticmethod
+    def _option_walk(row: dict, value: int) -> str:
+        return nano_task.option_walk(row["choices"], value)
 
     @staticmethod
     def _combine(row: dict, values: list[int]) -> int:
@@ -237,14 +292,15 @@ class OpenAITeacher(Teacher):
 
 
 def make_teacher(kind: str, **kw) -> Teacher:
-    """Build a teacher by kind from params: oracle(wrong_rate, seed), hf(model_path, ...),
+    """Build a teacher by kind from params: oracle(wrong_rate, seed, style), hf(model_path, ...),
     openai(base_url, model, api_key_env, concurrency, timeout_s, max_retries, max_tokens, temperature)."""
     if kind == "oracle":
-        return OracleTeacher(wrong_rate=kw.get("wrong_rate", 0.2), seed=kw.get("seed", 0))
+        return OracleTeacher(wrong_rate=kw.get("wrong_rate", 0.2), seed=kw.get("seed", 0),
+                             style=kw.get("style", "counts"))
     if kind == "hf":
         if not kw.get("model_path"):
             raise ValueError("the hf teacher needs a model path (cs_hf_model)")
         return HFTeacher(kw["model_path"], kw.get("max_tokens", 512), kw.get("temperature", 0.0))
     if kind == "openai":
-        return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "model_path")})
+        return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "style", "model_path")})
     raise ValueError(f"unknown teacher kind {kind!r}; choose oracle, hf or openai")
