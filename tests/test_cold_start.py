@@ -20,9 +20,9 @@ def nano_rows(n=80, seed=0):
             for s in nano_task.build_splits(seed, 10, n, 10)["cold_start"]]
 
 
-@pytest.mark.parametrize("style", teachers.OracleTeacher.STYLES)
-def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path, style):
-    oracle = teachers.OracleTeacher(wrong_rate=0.3, style=style)
+@pytest.mark.parametrize("style, mc_answer", [(s, "letter") for s in teachers.OracleTeacher.STYLES] + [("counts", "value")])
+def test_filter_drops_exactly_the_oracle_spoiled_cots(tmp_path, style, mc_answer):
+    oracle = teachers.OracleTeacher(wrong_rate=0.3, style=style, mc_answer=mc_answer)
     stats = cold_start.bridge(nano_rows(), oracle, oracle, "default", tmp_path / "raw.jsonl", progress=False)
     assert stats["written"] == 80 and stats["failed"] == 0
     raw = cold_start.read_raw(tmp_path / "raw.jsonl")
@@ -230,3 +230,20 @@ def test_hf_teacher_answers_with_and_without_an_image(tiny_model_dir):
     text_only = t.complete("cot", "Think step by step.", None, row)
     assert isinstance(with_image.text, str) and isinstance(text_only.text, str)
     assert with_image.truncated  # a random tiny model does not stop within 8 tokens
+
+
+def test_oracle_value_answers_name_no_letter_and_grade_right():
+    """mc_answer "value": multiple choice ends with the option's value, no letter step in the CoT,
+    and the grader maps it to the gold letter (as it does the base's answers)."""
+    from visionr1 import grading
+
+    oracle = teachers.OracleTeacher(wrong_rate=0.0, mc_answer="value")
+    mc = [r for r in nano_rows(60) if r["choices"]]
+    assert mc
+    for r in mc:
+        cot = oracle.complete("cot", "", row=r).text
+        value = r["choices"]["ABCD".index(r["answer"])]
+        assert cot.endswith(f"Final Answer: {value}") and "option" not in cot, cot
+        assert grading.grade(f"<answer> {value} </answer>", r["answer"], choices=r["choices"], block_only=True).correct
+    with pytest.raises(ValueError, match="unknown oracle multiple-choice answer 'text'"):
+        teachers.OracleTeacher(mc_answer="text")

@@ -6,6 +6,8 @@
   sweep PARAMS... --seeds 0 1 2 [--grid K=V1,V2] [--variants vision-r1,zero,long] [--jobs N] [--dry-run]
                                                                 every seed x grid point x variant as a run folder
                                                                 (resumable), then notebooks/06_compare.ipynb
+  nano-steps RUN [--models ci rl] [--json]                     where a nano run's CoTs go wrong: each 04 answer
+                                                                parsed into its steps (overview, facts, arithmetic, option)
   build-tiny OUT [--size test|nano] [--seed N]                  build a random-init tiny Qwen2.5-VL
   data check PATH                                               check every dataset beneath a folder or in a file
   params PARAMS... [--set k=v]                                  print the resolved params (keys and types checked
@@ -38,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         from visionr1.sweep import main as sweep_main
 
         return sweep_main(rest)
+    if cmd == "nano-steps":
+        from visionr1.nano_steps import main as steps_main
+
+        return steps_main(rest)
     if cmd == "build-tiny":
         from visionr1.tiny_model import main as tiny_main
 

@@ -63,7 +63,8 @@ def fmt_seconds(s: float) -> str:
 # keys declared after run folders existed, at the value that means what those runs did: left out of
 # the hash, so such a folder keeps its hashes and `--resume` does not redo its stages
 ADDED_LATER = {"num_machines": 1, "nano_base_seed": -1, "eval_data_parallel": 1,
-               "nano_base_arithmetic": 0.0, "nano_base_tagged": 0.0, "nano_base_options": 0.0, "cs_oracle_style": "counts"}
+               "nano_base_arithmetic": 0.0, "nano_base_tagged": 0.0, "nano_base_options": 0.0, "cs_oracle_style": "counts",
+               "cs_oracle_mc_answer": "letter"}
 
 
 def _hash(values: dict) -> str:

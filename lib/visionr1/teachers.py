@@ -55,15 +55,23 @@ class OracleTeacher(Teacher):
     # off, which the check corrects ("So the blue shapes are 3, not 4."): a longer CoT that is more
     # often right, which RL can learn to write more of
     STYLES = ("counts", "steps", "rows")
+    # multiple choice answered with the option's letter, or with its value (the grader maps an option's
+    # text to its letter, as MathVista's extraction does; the nano base answers so, and RL from a
+    # "letter" CI model learns to: docs/results.md, 2026-12-07)
+    MC_ANSWERS = ("letter", "value")
 
-    def __init__(self, wrong_rate: float = 0.2, seed: int = 0, style: str = "counts"):
+    def __init__(self, wrong_rate: float = 0.2, seed: int = 0, style: str = "counts", mc_answer: str = "letter"):
         if not 0.0 <= wrong_rate <= 1.0:
             raise ValueError(f"oracle wrong_rate must be in [0, 1], got {wrong_rate}")
         if style not in self.STYLES:
             raise ValueError(f"unknown oracle CoT style {style!r} (cs_oracle_style); choose {' or '.join(self.STYLES)}")
+        if mc_answer not in self.MC_ANSWERS:
+            raise ValueError(f"unknown oracle multiple-choice answer {mc_answer!r} (cs_oracle_mc_answer); "
+                             f"choose {' or '.join(self.MC_ANSWERS)}")
         self.wrong_rate = wrong_rate
         self.seed = seed
         self.style = style
+        self.mc_answer = mc_answer
 
     def error_for(self, row: dict) -> str | None:
         rng = random.Random(f"{self.seed}:{row['id']}")
@@ -123,7 +131,7 @@ class OracleTeacher(Teacher):
         final = self._final(row, result)
         if error == "contradiction":
             final = self._final(row, self._combine(row, [v for _, v in facts]))  # answer block disagrees
-        if row.get("choices"):
+        if row.get("choices") and self.mc_answer == "letter":
             if self.style != "counts":
                 lines.append(self._option_walk(row, result))
             else:
@@ -198,7 +206,7 @@ class OracleTeacher(Teacher):
         return "ABCD"[choices.index(str(value))] if str(value) in choices else None
 
     def _final(self, row: dict, value: int) -> str:
-        if row.get("choices"):
+        if row.get("choices") and self.mc_answer == "letter":
             return self._letter(row, value) or str(value)
         return str(value)
 
@@ -292,15 +300,15 @@ class OpenAITeacher(Teacher):
 
 
 def make_teacher(kind: str, **kw) -> Teacher:
-    """Build a teacher by kind from params: oracle(wrong_rate, seed, style), hf(model_path, ...),
+    """Build a teacher by kind from params: oracle(wrong_rate, seed, style, mc_answer), hf(model_path, ...),
     openai(base_url, model, api_key_env, concurrency, timeout_s, max_retries, max_tokens, temperature)."""
     if kind == "oracle":
         return OracleTeacher(wrong_rate=kw.get("wrong_rate", 0.2), seed=kw.get("seed", 0),
-                             style=kw.get("style", "counts"))
+                             style=kw.get("style", "counts"), mc_answer=kw.get("mc_answer", "letter"))
     if kind == "hf":
         if not kw.get("model_path"):
             raise ValueError("the hf teacher needs a model path (cs_hf_model)")
         return HFTeacher(kw["model_path"], kw.get("max_tokens", 512), kw.get("temperature", 0.0))
     if kind == "openai":
-        return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "style", "model_path")})
+        return OpenAITeacher(**{k: v for k, v in kw.items() if k not in ("wrong_rate", "seed", "style", "mc_answer", "model_path")})
     raise ValueError(f"unknown teacher kind {kind!r}; choose oracle, hf or openai")
