@@ -84,3 +84,14 @@ def test_cli_reads_a_run_folder_and_names_what_is_missing(tmp_path, test_split, 
     assert "04_evaluate/rl/nano.jsonl not found" in capsys.readouterr().err
     assert nano_steps.main([str(tmp_path / "nope")]) == 2
     assert "nano-steps needs a nano run that ran 00_data" in capsys.readouterr().err
+
+
+def test_a_variant_run_reads_its_source_runs_test_split(tmp_path, test_split):
+    source, variant = tmp_path / "s0", tmp_path / "s0-long"
+    nano_task.write_jsonl(list(test_split.values()), source / "00_data" / "test.jsonl")
+    (variant / "04_evaluate" / "rl").mkdir(parents=True)
+    (variant / "params.yaml").write_text("run_name: s0-long\neval_source_run: s0\n")
+    with (variant / "04_evaluate" / "rl" / "nano.jsonl").open("w") as f:
+        for row in answers(test_split.values()):
+            f.write(json.dumps(row) + "\n")
+    assert nano_steps.run_steps(variant, ["rl"])["rl"]["all"]["n"] == 120

@@ -87,9 +87,17 @@ def step_accuracy(samples: dict[str, nano_task.Sample], rows: list[dict]) -> dic
 
 
 def run_steps(run_dir: str | Path, models: list[str]) -> dict[str, dict]:
-    """step_accuracy of each model's 04 answers in a run folder (its own or its source run's test split)."""
+    """step_accuracy of each model's 04 answers in a run folder, on its own test split or, for a
+    variant run (params eval_source_run), its source run's."""
     run = Path(run_dir)
     test_path = run / "00_data" / "test.jsonl"
+    params = run / "params.yaml"
+    if not test_path.exists() and params.exists():  # a Zero / Long run answers its source run's test split
+        import yaml
+
+        source = (yaml.safe_load(params.read_text()) or {}).get("eval_source_run")
+        if source:
+            test_path = run.parent / source / "00_data" / "test.jsonl"
     if not test_path.exists():
         raise FileNotFoundError(f"{test_path} not found: nano-steps needs a nano run that ran 00_data")
     samples = {s.id: s for s in nano_task.read_jsonl(test_path)}
