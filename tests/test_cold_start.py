@@ -247,3 +247,23 @@ def test_oracle_value_answers_name_no_letter_and_grade_right():
         assert grading.grade(f"<answer> {value} </answer>", r["answer"], choices=r["choices"], block_only=True).correct
     with pytest.raises(ValueError, match="unknown oracle multiple-choice answer 'text'"):
         teachers.OracleTeacher(mc_answer="text")
+
+
+@pytest.mark.parametrize("mc_answer", ["letter", "value"])
+def test_the_filter_writes_multiple_choice_as_asked(tmp_path, mc_answer):
+    """cs_mc_answer: the kept samples' answer blocks hold the option's letter or its value, whichever
+    the teacher wrote (a letter is turned into the value and back)."""
+    rows = nano_rows(60)
+    for teacher_answer in ("letter", "value"):
+        oracle = teachers.OracleTeacher(wrong_rate=0.0, mc_answer=teacher_answer)
+        out = tmp_path / f"{teacher_answer}.jsonl"
+        cold_start.bridge(rows, oracle, oracle, "default", out, progress=False)
+        kept, drops = cold_start.filter_records(cold_start.read_raw(out), mc_answer)
+        assert len(kept) == 60 and not drops
+        by_id = {k["id"]: k for k in kept}
+        for r in rows:
+            k = by_id[r["id"]]
+            want = r["answer"] if not r["choices"] or mc_answer == "letter" else r["choices"]["ABCD".index(r["answer"])]
+            assert k["response"].endswith(f"<answer> {want} </answer>"), k["response"]
+    with pytest.raises(ValueError, match="mc_answer \\(cs_mc_answer\\) must be one of"):
+        cold_start.check_record({**BASE, "cot": "<think> x </think> Final Answer: 3"}, "text")

@@ -214,7 +214,7 @@ def test_compare_only_needs_a_sweep_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize("key, old, new", [("nano_base_seed", -1, 0), ("nano_base_arithmetic", 0.0, 0.5),
                                            ("nano_base_tagged", 0.0, 0.1), ("nano_base_options", 0.0, 0.2),
-                                           ("cs_oracle_mc_answer", "letter", "value"),
+                                           ("cs_mc_answer", "letter", "value"),
                                            ("cs_oracle_style", "counts", "steps")])
 def test_hashes_ignore_a_later_key_at_its_old_meaning(key, old, new):
     """A key at what every run did before it existed (nano_base_seed: -1) leaves the hash alone, so

@@ -267,8 +267,15 @@ def split_cot(text: str) -> tuple[str | None, str]:
     return think.replace("<think>", "").strip(), rest.strip()
 
 
-def check_record(rec: dict) -> tuple[str | None, dict | None]:
-    """(drop reason, None) or (None, cleaned sample) for one raw record."""
+MC_ANSWERS = ("letter", "value")
+
+
+def check_record(rec: dict, mc_answer: str = "letter") -> tuple[str | None, dict | None]:
+    """(drop reason, None) or (None, cleaned sample) for one raw record. A multiple-choice answer is
+    written into the sample's answer block as its option's letter (`mc_answer` "letter") or as the
+    option's text ("value": the grader maps it to the letter, as MathVista's extraction does)."""
+    if mc_answer not in MC_ANSWERS:
+        raise ValueError(f"mc_answer (cs_mc_answer) must be one of {MC_ANSWERS}, got {mc_answer!r}")
     if rec.get("cot_truncated"):
         return "truncated", None
     think, rest = split_cot(rec["cot"])
@@ -292,9 +299,12 @@ def check_record(rec: dict) -> tuple[str | None, dict | None]:
     think = replace_words(think)
     if re.search(r"\bdescription\b", think, re.I):
         return "mentions_description", None
-    answer = grading.match_option(final, choices) if choices else final
+    answer = final
+    if choices:
+        letter = grading.match_option(final, choices)
+        answer = letter if mc_answer == "letter" else choices[grading.LETTERS.index(letter)] if letter else final
     return None, {"id": rec["id"], "image": rec["image"], "question": rec["question"], "answer": str(rec["answer"]),
-                  "response": f"<think> {think} </think><answer> {answer or final} </answer>"}
+                  "response": f"<think> {think} </think><answer> {answer} </answer>"}
 
 
 def _names_option_value(concluded: str, final: str, choices) -> bool:
@@ -305,11 +315,11 @@ def _names_option_value(concluded: str, final: str, choices) -> bool:
     return letter is not None and grading.normalize(concluded) == grading.normalize(choices["ABCD".index(letter)])
 
 
-def filter_records(raw: list[dict]) -> tuple[list[dict], Counter]:
-    """Keep the records that pass every rule; count drops by reason."""
+def filter_records(raw: list[dict], mc_answer: str = "letter") -> tuple[list[dict], Counter]:
+    """Keep the records that pass every rule; count drops by reason (check_record)."""
     kept, drops = [], Counter()
     for rec in raw:
-        reason, sample = check_record(rec)
+        reason, sample = check_record(rec, mc_answer)
         if reason:
             drops[reason] += 1
         else:

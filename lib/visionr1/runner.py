@@ -64,7 +64,7 @@ def fmt_seconds(s: float) -> str:
 # the hash, so such a folder keeps its hashes and `--resume` does not redo its stages
 ADDED_LATER = {"num_machines": 1, "nano_base_seed": -1, "eval_data_parallel": 1,
                "nano_base_arithmetic": 0.0, "nano_base_tagged": 0.0, "nano_base_options": 0.0, "cs_oracle_style": "counts",
-               "cs_oracle_mc_answer": "letter"}
+               "cs_mc_answer": "letter"}
 
 
 def _hash(values: dict) -> str:

@@ -66,7 +66,7 @@ class OracleTeacher(Teacher):
         if style not in self.STYLES:
             raise ValueError(f"unknown oracle CoT style {style!r} (cs_oracle_style); choose {' or '.join(self.STYLES)}")
         if mc_answer not in self.MC_ANSWERS:
-            raise ValueError(f"unknown oracle multiple-choice answer {mc_answer!r} (cs_oracle_mc_answer); "
+            raise ValueError(f"unknown oracle multiple-choice answer {mc_answer!r} (cs_mc_answer); "
                              f"choose {' or '.join(self.MC_ANSWERS)}")
         self.wrong_rate = wrong_rate
         self.seed = seed
