@@ -140,8 +140,10 @@ dist.close()
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "mods"), os.environ.get("PYTHONPATH", "")]))
     lines: list[str] = []
     dist.launch("lengths_probe", [], 2, log=lines.append)
-    found = {m[1]: (int(m[2]), json.loads(m[3])) for x in lines
-             for m in [re.search(r"rank (\d): tokenized (\d+), lengths (.*)", x)] if m}
+    # both ranks write to one pipe: a line may hold the end of one rank's print and the other's, so
+    # the output is read as one text (failed once when the two prints shared a line)
+    found = {m[1]: (int(m[2]), json.loads(m[3])) for m in
+             re.finditer(r"rank (\d): tokenized (\d+), lengths (\[(?:\[\d+(?:, \d+)*\](?:, )?)*\])", "\n".join(lines))}
     assert set(found) == {"0", "1"}, lines[-20:]
     assert (found["0"][0], found["1"][0]) == (6, 0), "the main process tokenized the 6 samples, rank 1 none"
     assert found["0"][1] == found["1"][1] and len(found["1"][1]) == 6
