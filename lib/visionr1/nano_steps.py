@@ -25,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-from visionr1 import nano_task
+from visionr1 import grading, nano_task
 
 STEPS = ("overview", "named", "values", "arithmetic", "option")
 _OVERVIEW = re.compile(r"red(\d+) green(\d+) blue(\d+), circle(\d+) square(\d+) triangle(\d+)")
@@ -36,7 +36,7 @@ _ROW_CHECK = re.compile(r"count the [a-z ]+ row by row")
 
 def parse(sample: nano_task.Sample, response: str, extraction: str | None = None) -> dict:
     """The steps of one answer: each True / False, or None where the answer does not take it.
-    `extraction`: 04's extracted answer, else the letter in the <answer> block or at the end."""
+    `extraction`: 04's extracted answer, else the grader's extraction from the <answer> block."""
     think = response.split("</think>")[0]
     out: dict = {"row_checks": bool(_ROW_CHECK.search(think))}
     m = _OVERVIEW.search(think)
@@ -51,17 +51,15 @@ def parse(sample: nano_task.Sample, response: str, extraction: str | None = None
         {"×": int(a) * int(b), "+": int(a) + int(b), "-": int(a) - int(b)}[op] == int(c) for a, op, b, c in eqs)
     out["option"] = out["mc_value"] = None
     if sample.choices is not None:
-        letter = extraction.strip("() ") if extraction and extraction.strip("() ") in nano_task.LETTERS else _letter(response)
+        if extraction is None:
+            extraction = grading.extract_answer(response, sample.choices, block_only=True).answer
+        letter = grading.match_option(extraction, sample.choices) if extraction else None
+        letter = letter if letter and (extraction or "").strip("() .") == letter else None  # a value names its option too
         out["mc_value"] = letter is None
         result = _RESULT.search(think)
         if letter is not None and result:
             out["option"] = sample.choices[nano_task.LETTERS.index(letter)] == result.group(1)
     return out
-
-
-def _letter(text: str) -> str | None:
-    m = re.search(r"<answer>\s*\(?([A-D])\)?\s*</answer>", text) or re.search(r"\b([A-D])\b\W*$", text.strip())
-    return m.group(1) if m else None
 
 
 def step_accuracy(samples: dict[str, nano_task.Sample], rows: list[dict]) -> dict[str, dict]:
