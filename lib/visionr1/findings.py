@@ -130,7 +130,7 @@ def cold_start_format(groups: dict[str, list[Run]], benchmark: str = "nano") -> 
         else:
             parts = [(True, f"CI format rate >= 0.9 on every seed (lowest {min(rate.values()):.3f})")]
     return finding("F1", "Cold start teaches the format (CI format rate >= 0.9 on every seed)",
-                   "the CI model follows the <think>/<answer> format without a system prompt, so RL uses none "
+                   "the CI model follows the `<think>` / `<answer>` format without a system prompt, so RL uses none "
                    "(no rate published)", f"CI format rate {fmt(rate, 100)}%" if rate else "", rate, parts, rate)
 
 
