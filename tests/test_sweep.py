@@ -214,13 +214,24 @@ def test_compare_only_needs_a_sweep_folder(tmp_path, capsys):
 
 @pytest.mark.parametrize("key, old, new", [("nano_base_seed", -1, 0), ("nano_base_arithmetic", 0.0, 0.5),
                                            ("nano_base_tagged", 0.0, 0.1), ("nano_base_options", 0.0, 0.2),
-                                           ("cs_mc_answer", "letter", "value"),
+                                           ("cs_mc_answer", "letter", "value"), ("nano_base_direct_levels", 3, 2),
                                            ("cs_oracle_style", "counts", "steps")])
 def test_hashes_ignore_a_later_key_at_its_old_meaning(key, old, new):
     """A key at what every run did before it existed (nano_base_seed: -1) leaves the hash alone, so
     run folders made then keep their hashes; at another value it is another run."""
     v = {"seed": 0, "run_name": "x"}
     assert runner._hash({**v, key: old}) == runner._hash(v) != runner._hash({**v, key: new})
+
+
+def test_changed_keys_count_a_later_key_at_its_old_meaning(tmp_path):
+    """A stage recorded before a key existed did not run "with other params" for that key at its old
+    meaning; at another value, or for any other key, it did."""
+    (tmp_path / "00_data").mkdir()
+    (tmp_path / "00_data" / "ran_with.json").write_text(json.dumps({"params": {"seed": 0, "run_name": "a"}}))
+    now = {"seed": 0, "run_name": "b", "nano_base_direct_levels": 3}
+    assert runner.changed_keys(tmp_path, "00_data", now) == ["run_name"]
+    assert runner.changed_keys(tmp_path, "00_data", {**now, "nano_base_direct_levels": 2}) == \
+        ["nano_base_direct_levels", "run_name"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -216,6 +216,26 @@ def test_nano_base_tagged_share_answers_in_the_r1_zero_format():
     assert nano_base.BaseParams(threads=2, tagged_fraction=0.1).key() != nano_base.BaseParams(threads=2).key()
 
 
+def test_nano_base_direct_levels_drop_only_the_direct_questions_above_the_level():
+    """nano_base_direct_levels: 2 leaves out every direct question of level 3 and nothing else (captions
+    and the lower levels' questions stay, in order); at 3 nothing changes and the cache key is the old one."""
+    import random
+
+    from visionr1 import nano_base, nano_task
+
+    scenes = nano_task.generate(200, 0, "pretrain", grid=3)
+    examples = nano_base.pretrain_examples(scenes, random.Random(0), 0.5, 3, 0.5)
+    assert nano_base.up_to_level(examples, 3) == examples
+    kept = nano_base.up_to_level(examples, 2)
+    dropped = [e for e in examples if e not in kept]
+    assert dropped and all(s.level == 3 and p == s.question for s, p, _ in dropped)
+    assert [e for e in examples if not (e[1] == e[0].question and e[0].level == 3)] == kept
+    assert any(p != s.question for s, p, _ in kept)  # captions kept
+    old = nano_base.BaseParams(threads=2)
+    assert nano_base.BaseParams(threads=2, direct_max_level=3).key() == old.key() != \
+        nano_base.BaseParams(threads=2, direct_max_level=2).key()
+
+
 def test_nano_base_encodes_a_tagged_example_with_its_system_prompt(tmp_path):
     from visionr1 import generation, nano_base, nano_task, tiny_model
 

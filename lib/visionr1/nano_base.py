@@ -36,6 +36,10 @@ CAPTION_PROMPT = "Describe the image."
 COUNT_PROMPT = "Count the shapes by colour and shape."
 
 
+# fields added after bases were cached, at the value every earlier base was pretrained with
+LATER_FIELDS = {"arithmetic_fraction": 0.0, "options_fraction": 0.0, "tagged_fraction": 0.0, "direct_max_level": 3}
+
+
 @dataclass(frozen=True)
 class BaseParams:
     """Everything the nano base model depends on (its cache key)."""
@@ -63,14 +67,18 @@ class BaseParams:
     # count caption as the thinking ("<think> red3 green0 ... </think><answer> 3 </answer>"): an
     # instruct model follows a format it is asked for, so Vision-R1-Zero has a reward to start from
     tagged_fraction: float = 0.0
+    # the highest question level (nano_task.QUESTION_TYPES) asked with a direct answer; below 3 the base
+    # never sees a multi-step question answered, as a general base model meets a problem that needs
+    # steps: its direct answer then has room a chain of thought can win (captions are kept)
+    direct_max_level: int = 3
     # torch's intra-op threads: on some CPUs 1 and 2 threads round differently and pretrain another
     # model (docs/results.md), so a run at one count never reuses a base pretrained at another
     threads: int = field(default_factory=torch.get_num_threads)
 
     def key(self) -> str:
         fields = asdict(self)
-        for later in ("arithmetic_fraction", "options_fraction", "tagged_fraction"):  # added later: bases pretrained without keep their key
-            if not fields[later]:
+        for later, old in LATER_FIELDS.items():  # added later: bases pretrained without keep their key
+            if fields[later] == old:
                 del fields[later]
         blob = json.dumps({"version": RECIPE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -149,6 +157,11 @@ def pretrain_examples(samples: list[nano_task.Sample], rng: random.Random, capti
         for q in [s] + nano_task.more_questions(rng, s, questions_per_scene - 1, mc_fraction):
             out.append((q, q.question, nano_task.direct_answer(q)))
     return out
+
+
+def up_to_level(examples: list[tuple], max_level: int) -> list[tuple]:
+    """The examples without the direct questions above `max_level`; captions are kept."""
+    return [e for e in examples if e[1] != e[0].question or e[0].level <= max_level]
 
 
 ARITHMETIC_PROMPT = "Work out {}."
@@ -255,6 +268,7 @@ def pretrain(out_dir: str | Path, params: BaseParams, eval_samples: list[nano_ta
     scenes = nano_task.generate(params.n_scenes, params.seed, "pretrain", (1, 1, 1), params.mc_fraction,
                                 params.grid, exclude=exclude)
     examples = pretrain_examples(scenes, rng, params.caption_fraction, params.questions_per_scene, params.mc_fraction)
+    examples = up_to_level(examples, params.direct_max_level)
     data = Encoded(processor, tagged_examples(examples, params.tagged_fraction, params.seed)
                    + arithmetic_examples(scenes, params.arithmetic_fraction, params.seed)
                    + option_examples(scenes, params.options_fraction, params.seed))

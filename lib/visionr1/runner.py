@@ -64,7 +64,10 @@ def fmt_seconds(s: float) -> str:
 # the hash, so such a folder keeps its hashes and `--resume` does not redo its stages
 ADDED_LATER = {"num_machines": 1, "nano_base_seed": -1, "eval_data_parallel": 1,
                "nano_base_arithmetic": 0.0, "nano_base_tagged": 0.0, "nano_base_options": 0.0, "cs_oracle_style": "counts",
-               "cs_mc_answer": "letter"}
+               "cs_mc_answer": "letter", "nano_base_direct_levels": 3}
+
+
+_ABSENT = object()
 
 
 def _hash(values: dict) -> str:
@@ -255,13 +258,19 @@ STAGE_DETAILS = {"evaluate": evaluate_lines, "curves": curves_lines}  # stage na
 
 
 def changed_keys(run_dir: Path, stage: str, params: dict) -> list[str] | None:
-    """Keys whose value differs from what the stage last ran with (None: no record of it)."""
+    """Keys whose value differs from what the stage last ran with (None: no record of it); a key of
+    `ADDED_LATER` that the record lacks counts at its old meaning, as in the hash."""
     rec = Path(run_dir) / stage / "ran_with.json"
     if not rec.exists():
         return None
     old = json.loads(rec.read_text())["params"]
     new = json.loads(json.dumps(params, default=str))
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in machines.PLACEMENT_KEYS)
+
+    def value(d: dict, k: str):
+        return d[k] if k in d else ADDED_LATER.get(k, _ABSENT)
+
+    return sorted(k for k in set(old) | set(new)
+                  if value(old, k) != value(new, k) and k not in machines.PLACEMENT_KEYS)
 
 
 def move_aside(run_dir: Path, stages: list[str], log=print) -> Path:
