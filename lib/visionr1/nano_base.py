@@ -67,9 +67,9 @@ class BaseParams:
     # count caption as the thinking ("<think> red3 green0 ... </think><answer> 3 </answer>"): an
     # instruct model follows a format it is asked for, so Vision-R1-Zero has a reward to start from
     tagged_fraction: float = 0.0
-    # the highest question level (nano_task.QUESTION_TYPES) asked with a direct answer; below 3 the base
-    # never sees a multi-step question answered, as a general base model meets a problem that needs
-    # steps: its direct answer then has room a chain of thought can win (captions are kept)
+    # the highest question level (nano_task.QUESTION_TYPES) asked with a direct answer; at 2 the base
+    # never sees a three-step question answered, as a general base model meets a problem that needs
+    # steps: its direct answer there has room for a chain of thought to win (captions are kept)
     direct_max_level: int = 3
     # torch's intra-op threads: on some CPUs 1 and 2 threads round differently and pretrain another
     # model (docs/results.md), so a run at one count never reuses a base pretrained at another
