@@ -223,6 +223,14 @@ def test_hashes_ignore_a_later_key_at_its_old_meaning(key, old, new):
     assert runner._hash({**v, key: old}) == runner._hash(v) != runner._hash({**v, key: new})
 
 
+def test_a_direct_level_outside_the_task_is_refused_naming_the_key():
+    from visionr1 import validate
+
+    assert not validate.problems({"nano_base_direct_levels": 2}, {}, ["00_data"])
+    (problem,) = validate.problems({"nano_base_direct_levels": 0}, {"nano_base_direct_levels": "--set"}, ["00_data"])
+    assert problem.startswith("nano_base_direct_levels = 0 (from --set)") and "one of 1, 2, 3" in problem
+
+
 def test_changed_keys_count_a_later_key_at_its_old_meaning(tmp_path):
     """A stage recorded before a key existed did not run "with other params" for that key at its old
     meaning; at another value, or for any other key, it did."""

@@ -30,6 +30,7 @@ CHOICES: dict[str, tuple] = {
     "rl_format_strictness": ("strict", "lenient"),
     "rl_scale_rewards": ("group", "batch", "none"),
     "eval_backend": ("hf", "vllm", "openai"),
+    "nano_base_direct_levels": (1, 2, 3),  # nano_task.QUESTION_TYPES' levels
 }
 SCHEDULES = ("rl_stages", "rl_zero_stages", "rl_long_stages")
 # stage -> keys naming files or folders it reads (None or "" means: made by an earlier stage)
